@@ -1,0 +1,1 @@
+"""Every side effect of a rollback, one module per kind of target."""

@@ -1,0 +1,221 @@
+"""One input and one result model per activity. Adding a field never breaks a running rollback."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from runbook.messages import ResponseTime, TimelineEntry
+from runbook.policy import DeepValidation, HealthCriterion, Notifications, RoleSets
+
+
+class StepContext(BaseModel):
+    """What every step knows about the rollback it serves."""
+
+    deployment: str
+    rollback_id: str
+    """`<workflow id>/<run id>`: the prefix of every idempotency key sent to a target."""
+    channel: str
+    drill: bool = False
+    step_name: str = ""
+
+
+class PersonRef(BaseModel):
+    id: str
+    name: str
+    slack_user_id: str
+
+
+class RoleHolders(BaseModel):
+    role: str
+    role_name: str
+    people: list[PersonRef]
+
+
+# --- traffic -----------------------------------------------------------------------------
+
+
+class TrafficSplit(BaseModel):
+    treatment: int
+    control: int
+
+
+class ReadSplitInput(BaseModel):
+    deployment: str
+
+
+class EmergencyStopInput(BaseModel):
+    ctx: StepContext
+
+
+class EmergencyStopResult(BaseModel):
+    split: TrafficSplit
+    confirmed: bool
+    notified: bool
+    summary: str
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+class ActionResult(BaseModel):
+    command: str
+    outcome: Literal["done", "already", "failed"]
+    detail: str = ""
+
+
+class ConfigurationRevertInput(BaseModel):
+    ctx: StepContext
+
+
+class ConfigurationRevertResult(BaseModel):
+    actions: list[ActionResult]
+    summary: str
+
+
+# --- health ------------------------------------------------------------------------------
+
+
+class CheckResult(BaseModel):
+    id: str
+    name: str
+    passed: bool
+    value: float | None = None
+    expected: str = ""
+    detail: str = ""
+    at: datetime | None = None
+
+
+class HealthValidationInput(BaseModel):
+    ctx: StepContext
+    criteria: list[HealthCriterion]
+    reverted_at: datetime
+    """Criteria deadlines (`within`) count from this instant."""
+
+
+class HealthValidationResult(BaseModel):
+    healthy: bool
+    checks: list[CheckResult]
+    summary: str
+
+
+class DeepValidationInput(BaseModel):
+    ctx: StepContext
+    validation: DeepValidation
+
+
+class DeepValidationResult(BaseModel):
+    healthy: bool
+    checks: list[CheckResult]
+    summary: str
+
+
+# --- people ------------------------------------------------------------------------------
+
+
+class IncidentSummary(BaseModel):
+    """The facts a notification, an RCA or a report is written from."""
+
+    deployment: str
+    trigger: str
+    trigger_name: str
+    phase: int | None
+    reason: str
+    decided_by: list[str]
+    drill: bool
+    started_at: datetime | None = None
+    instants: dict[str, datetime] = {}
+    timeline: list[TimelineEntry] = []
+    response_times: list[ResponseTime] = []
+    checks: list[CheckResult] = []
+
+
+class StakeholderNotificationInput(BaseModel):
+    ctx: StepContext
+    notifications: Notifications
+    incident: IncidentSummary
+
+
+class AudienceResult(BaseModel):
+    audience: str
+    channel: str
+    sent: bool
+    reason: str
+    sent_at: datetime | None = None
+
+
+class StakeholderNotificationResult(BaseModel):
+    audiences: list[AudienceResult]
+    first_sent_at: datetime | None
+    summary: str
+
+
+class RootCauseInput(BaseModel):
+    ctx: StepContext
+    incident: IncidentSummary
+
+
+class RootCauseResult(BaseModel):
+    log_lines: int
+    log_excerpt: list[str]
+    metrics: dict[str, dict[str, float]]
+    hypotheses: list[str]
+    summary: str
+
+
+class RecoveryPlanInput(BaseModel):
+    ctx: StepContext
+    incident: IncidentSummary
+    root_cause: RootCauseResult | None
+    owners: list[RoleHolders]
+
+
+class RecoveryPlanResult(BaseModel):
+    markdown: str
+    summary: str
+
+
+class DecisionRequestInput(BaseModel):
+    ctx: StepContext
+    trigger: str
+    trigger_name: str
+    phase: int
+    reason: str
+    evidence: dict[str, str]
+    links: list[str]
+    approvers: RoleSets
+    approver_text: str
+    deciders: list[RoleHolders]
+    deadline: datetime
+    default_action: Literal["rollback", "continue"]
+    can_investigate: bool
+
+
+class DecisionMessage(BaseModel):
+    channel: str
+    ts: str | None = None
+
+
+class DecisionClosedInput(BaseModel):
+    ctx: StepContext
+    message: DecisionMessage | None
+    outcome: str
+    decided_by: list[str]
+    at: datetime
+
+
+class ProgressInput(BaseModel):
+    ctx: StepContext
+    text: str
+
+
+class EscalationInput(BaseModel):
+    ctx: StepContext
+    reason: str
+    holders: list[RoleHolders]
+
+
+class EscalationResult(BaseModel):
+    notified: list[str]

@@ -1,0 +1,200 @@
+"""Reading a policy file and refusing a bad one with the file, the field path and the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from runbook.policy import STEP_IDS, Policy
+
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "sprint-1.yaml"
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    reason: str
+
+
+class PolicyError(Exception):
+    """A policy file that cannot be used; `str()` is one line per problem."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(
+            "\n".join(
+                f"{source}: {p.path}: {p.reason}" if p.path else f"{source}: {p.reason}"
+                for p in problems
+            )
+        )
+
+
+def load_policy(path: str | Path) -> Policy:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise PolicyError(source, [Problem("", f"cannot read: {error.strerror}")]) from None
+    return parse_policy(text, source)
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise PolicyError(source, [Problem("", f"invalid YAML: {where}{problem}")]) from None
+    if not isinstance(data, dict):
+        raise PolicyError(source, [Problem("", "must be a mapping of policy sections")])
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as error:
+        raise PolicyError(source, [_problem(e) for e in error.errors()]) from None
+    problems = list(check_references(policy))
+    if problems:
+        raise PolicyError(source, problems)
+    return policy
+
+
+def _problem(error: Any) -> Problem:
+    loc = [str(part) for part in error["loc"] if not _is_internal_loc(part)]
+    reason: str = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        reason = "is required"
+    elif error["type"] == "extra_forbidden":
+        reason = "is not a known field"
+    return Problem(".".join(loc), reason)
+
+
+def _is_internal_loc(part: Any) -> bool:
+    # pydantic names union branches in the location ("list[list[str]]", "function-before[...]").
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def check_references(policy: Policy) -> Iterator[Problem]:
+    """Everything that refers to something else must find it, and the matrices must be whole."""
+    phases = policy.phases
+    if phases != sorted(set(phases)) or not all(0 < p <= 100 for p in phases):
+        yield Problem("phases", "must be distinct percentages between 1 and 100, ascending")
+
+    roles = set(policy.roles)
+    for role, members in policy.roster.items():
+        if role not in roles:
+            yield Problem(f"roster.{role}", f"unknown role (known: {_known(roles)})")
+        for i, person in enumerate(members):
+            if person not in policy.people:
+                yield Problem(f"roster.{role}.{i}", f"unknown person {person!r}")
+    for i, role in enumerate(policy.escalation_path):
+        if role not in roles:
+            yield Problem(f"escalation_path.{i}", f"unknown role {role!r}")
+
+    for trigger_id, trigger in policy.triggers.items():
+        where = f"triggers.{trigger_id}"
+        if trigger.authority not in policy.authority_matrix:
+            yield Problem(f"{where}.authority", f"no row {trigger.authority!r} in authority_matrix")
+        if trigger.kind == "automated" and trigger.authority in policy.authority_matrix:
+            cells = policy.authority_matrix[trigger.authority].values()
+            if any(cell != "system" for cell in cells):
+                yield Problem(
+                    f"{where}.authority", "an automated trigger must be decided by system"
+                )
+        if trigger.initiated_by is not None:
+            yield from _check_role_sets(f"{where}.initiated_by", trigger.initiated_by, roles)
+        if trigger_id not in policy.decision_matrix:
+            yield Problem("decision_matrix", f"missing row for trigger {trigger_id!r}")
+
+    for trigger_id, row in policy.decision_matrix.items():
+        where = f"decision_matrix.{trigger_id}"
+        if trigger_id not in policy.triggers:
+            yield Problem(where, f"unknown trigger (known: {_known(policy.triggers)})")
+            continue
+        trigger = policy.triggers[trigger_id]
+        yield from _check_phase_keys(where, row.keys(), phases)
+        for phase, cell in row.items():
+            cell_path = f"{where}.{phase}"
+            if trigger.kind == "automated" and cell.mode != "auto":
+                yield Problem(
+                    f"{cell_path}.mode", "an automated trigger must roll back automatically"
+                )
+            if cell.mode == "auto":
+                if cell.window is not None:
+                    yield Problem(f"{cell_path}.window", "an auto cell has no decision window")
+                continue
+            if cell.window is None and trigger.initiated_by is None:
+                yield Problem(f"{cell_path}.window", "a manual cell needs a decision window")
+            authority = policy.authority_matrix.get(trigger.authority, {}).get(phase)
+            if authority == "system" and trigger.initiated_by is None:
+                yield Problem(cell_path, f"manual, but {trigger.authority}.{phase} is system")
+            if (cell.extend_by is None) != (cell.extend_until is None):
+                yield Problem(cell_path, "extend_by and extend_until go together")
+            if cell.extend_until and cell.window and cell.extend_until <= cell.window:
+                yield Problem(f"{cell_path}.extend_until", "must be longer than the window")
+
+    for authority_id, authority_row in policy.authority_matrix.items():
+        where = f"authority_matrix.{authority_id}"
+        yield from _check_phase_keys(where, authority_row.keys(), phases)
+        for phase, authority_cell in authority_row.items():
+            if authority_cell != "system":
+                yield from _check_role_sets(f"{where}.{phase}", authority_cell, roles)
+                for role_set in authority_cell:
+                    for role in role_set:
+                        if role in roles and not policy.roster.get(role):
+                            yield Problem(
+                                f"{where}.{phase}",
+                                f"nobody holds role {role!r} in the roster: "
+                                "a decision needing it could never be made",
+                            )
+
+    step_ids = [step.id for step in policy.steps()]
+    if step_ids != list(STEP_IDS):
+        yield Problem("procedure", f"must hold the plan's steps in order: {', '.join(STEP_IDS)}")
+
+    for i, audience in enumerate(policy.notifications.audiences):
+        if audience.approval is not None:
+            if audience.approval not in policy.authority_matrix:
+                yield Problem(
+                    f"notifications.audiences.{i}.approval",
+                    f"no row {audience.approval!r} in authority_matrix",
+                )
+            if audience.approval_window is None or audience.approval_default is None:
+                yield Problem(
+                    f"notifications.audiences.{i}",
+                    "an approval needs approval_window and approval_default",
+                )
+    for i, follow_up in enumerate(policy.follow_ups):
+        if follow_up.owner not in roles:
+            yield Problem(f"follow_ups.{i}.owner", f"unknown role {follow_up.owner!r}")
+
+
+def _check_phase_keys(where: str, keys: Any, phases: list[int]) -> Iterator[Problem]:
+    present = set(keys)
+    for phase in phases:
+        if phase not in present:
+            yield Problem(where, f"missing phase {phase}")
+    for phase in sorted(present - set(phases)):
+        yield Problem(f"{where}.{phase}", f"unknown phase (phases: {phases})")
+
+
+def _check_role_sets(where: str, role_sets: list[list[str]], roles: set[str]) -> Iterator[Problem]:
+    if not role_sets:
+        yield Problem(where, "must name at least one role")
+    for i, role_set in enumerate(role_sets):
+        if not role_set:
+            yield Problem(f"{where}.{i}", "an approver set must name at least one role")
+        if len(set(role_set)) != len(role_set):
+            yield Problem(f"{where}.{i}", "names a role twice")
+        for role in role_set:
+            if role not in roles:
+                yield Problem(f"{where}.{i}", f"unknown role {role!r} (known: {_known(roles)})")
+
+
+def _known(names: Any) -> str:
+    return ", ".join(sorted(names))

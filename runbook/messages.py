@@ -1,0 +1,132 @@
+"""The messages that cross the rollback workflow's boundary: its input, signals, updates, status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from runbook.policy import Policy, RoleSets
+
+RollbackState = Literal[
+    "triggered",
+    "awaiting_decision",
+    "rolling_back",
+    "stabilizing",
+    "investigating",
+    "following_up",
+    "rolled_back",
+    "continued",
+    "failed",
+]
+DecisionAction = Literal["approve", "deny", "investigating"]
+
+TRIGGER_SIGNAL = "trigger"
+DECIDE_UPDATE = "decide"
+STATUS_QUERY = "status"
+
+
+def workflow_id(deployment: str) -> str:
+    return f"rollback-{deployment}"
+
+
+class RollbackOptions(BaseModel):
+    ui_metadata: bool = True
+    """Search attributes, current details and summaries. Off only on the time-skipping test
+    server, which does not know them."""
+    drill: bool = False
+    channel: str | None = None
+    """The deployment's channel; the policy's notification channel when not set."""
+
+
+class RollbackInput(BaseModel):
+    deployment: str
+    policy: Policy
+    options: RollbackOptions = RollbackOptions()
+
+
+class TriggerEvent(BaseModel):
+    """One trigger or alert, as the gateway, the CLI or a drill sends it."""
+
+    trigger: str
+    phase: int | None = Field(
+        default=None, description="phase label from the sender; a fallback only"
+    )
+    reason: str = ""
+    source: str = "cli"
+    raised_by: str | None = Field(
+        default=None, description="person id, for a trigger raised by hand"
+    )
+    status: Literal["firing", "resolved"] = "firing"
+    alert_id: str | None = None
+    evidence: dict[str, str] = {}
+    links: list[str] = []
+
+
+class DecisionInput(BaseModel):
+    action: DecisionAction
+    person: str = Field(description="roster person id")
+    via: str = "cli"
+    note: str = ""
+
+
+class DecisionReply(BaseModel):
+    accepted: bool
+    message: str
+    state: RollbackState
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: str
+    message: str
+    by: str | None = None
+
+
+class StepRecord(BaseModel):
+    id: str
+    name: str
+    budget_seconds: float
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: Literal["running", "ok", "failed"] = "running"
+    late: bool = False
+    summary: str = ""
+
+
+class ResponseTime(BaseModel):
+    id: str
+    name: str
+    seconds: float | None
+    target_seconds: float
+    met: bool | None
+    """None while the end instant has not happened yet."""
+
+
+class OpenDecision(BaseModel):
+    triggers: list[str]
+    phase: int
+    opened_at: datetime
+    deadline: datetime
+    default_action: Literal["rollback", "continue"]
+    approvers: RoleSets
+    extend_by_seconds: float | None
+    extend_until: datetime | None
+    votes: dict[str, DecisionAction] = {}
+
+
+class RollbackStatus(BaseModel):
+    deployment: str
+    state: RollbackState
+    drill: bool
+    trigger: str | None
+    phase: int | None
+    mode: Literal["auto", "manual"] | None
+    decision: OpenDecision | None
+    decided_by: list[str]
+    outcome: str | None
+    instants: dict[str, datetime]
+    timeline: list[TimelineEntry]
+    steps: list[StepRecord]
+    response_times: list[ResponseTime]

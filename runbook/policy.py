@@ -1,0 +1,247 @@
+"""The policy schema: the rollback plan as data.
+
+Every threshold, window, role, budget and target of the plan lives in a policy file
+(`policies/sprint-1.yaml`); these models only give it a shape. Cross-references (roles,
+people, triggers, phases) are checked in `runbook.loading`, which reports them with the
+field path where they went wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from runbook.durations import Duration, NonNegativeDuration, PositiveDuration
+
+Mode = Literal["auto", "manual"]
+Action = Literal["rollback", "continue"]
+Comparison = Literal[">", ">=", "<", "<=", "=="]
+
+StepId = Literal[
+    "emergency_stop",
+    "configuration_revert",
+    "health_validation",
+    "deep_health_validation",
+    "stakeholder_notification",
+    "root_cause_analysis",
+    "recovery_planning",
+]
+STEP_IDS: tuple[str, ...] = get_args(StepId)
+"""The plan's seven steps, in order. Each is bound to one activity, so a policy may rename and
+re-budget them but not invent new ones."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _cell_shorthand(value: Any) -> Any:
+    """`5: auto` in YAML means `5: {mode: auto}`."""
+    return {"mode": value} if isinstance(value, str) else value
+
+
+def _role_sets_shorthand(value: Any) -> Any:
+    """`sprint_dri` → [[sprint_dri]]; `[qa_dri, sprint_dri]` stays a list of one-role sets."""
+    if isinstance(value, str) and value != "system":
+        return [[value]]
+    if isinstance(value, list):
+        return [[item] if isinstance(item, str) else item for item in value]
+    return value
+
+
+RoleSets = list[list[str]]
+"""Alternative approver sets: any one set completes a decision, and every role in that
+set must approve (a set of two roles is two-person approval)."""
+
+
+class Person(_Strict):
+    name: str
+    slack_user_id: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$")
+    phone: str | None = None
+    pager: str | None = None
+
+
+class Trigger(_Strict):
+    name: str
+    kind: Literal["automated", "manual"]
+    authority: str = Field(description="the authority-matrix row that decides this trigger")
+    condition: str
+    metric: str | None = None
+    comparison: Comparison | None = None
+    threshold: float | None = None
+    threshold_unit: str | None = None
+    sustain: NonNegativeDuration = timedelta(0)
+    response_target: PositiveDuration | None = None
+    initiated_by: Annotated[RoleSets | None, BeforeValidator(_role_sets_shorthand)] = None
+    rationale: str = ""
+
+
+class Cell(_Strict):
+    """One cell of the decision matrix."""
+
+    mode: Mode
+    window: PositiveDuration | None = None
+    default: Action = "rollback"
+    extend_by: PositiveDuration | None = None
+    extend_until: PositiveDuration | None = None
+
+
+DecisionRow = dict[int, Annotated[Cell, BeforeValidator(_cell_shorthand)]]
+AuthorityCell = Annotated[Literal["system"] | RoleSets, BeforeValidator(_role_sets_shorthand)]
+
+
+class Decisions(_Strict):
+    """How decision windows behave beyond what the matrices say."""
+
+    after_deny_watch: PositiveDuration
+    after_rollback_watch: PositiveDuration
+    deciders_are_distinct_people: bool = True
+
+
+class Step(_Strict):
+    id: StepId
+    name: str
+    budget: PositiveDuration
+    actions: list[str] = []
+    commands: list[str] = []
+    retry_until_success: bool = False
+
+
+class Phase(_Strict):
+    id: str
+    name: str
+    budget: PositiveDuration | None = None
+    steps: list[Step]
+
+
+class HealthCriterion(_Strict):
+    id: str
+    name: str
+    metric: str
+    comparison: Comparison
+    value: float
+    relative_to_baseline: bool = False
+    within: PositiveDuration
+
+
+class SmokeTest(_Strict):
+    id: str
+    name: str
+    path: str
+    expect_status: int = 200
+
+
+class QualityCheck(_Strict):
+    id: str
+    name: str
+    metric: str
+    at_least: float | None = None
+    at_most: float | None = None
+
+
+class DeepValidation(_Strict):
+    smoke_tests: list[SmokeTest]
+    quality: list[QualityCheck]
+    observe_for: NonNegativeDuration = timedelta(0)
+
+
+class Audience(_Strict):
+    id: str
+    name: str
+    channel: str
+    when: Literal["always", "business_impact", "sla_breach"]
+    content: str
+    approval: str | None = Field(
+        default=None, description="authority-matrix row that must approve the wording"
+    )
+    approval_window: PositiveDuration | None = None
+    approval_default: Literal["send", "hold"] | None = None
+
+
+class Impact(_Strict):
+    """Thresholds that decide whether business impact or an SLA breach occurred."""
+
+    business_impact_affected_share: float = Field(gt=0, le=1)
+    sla_breach_metric: str
+    sla_breach_below: float
+
+
+class Notifications(_Strict):
+    channel: str
+    audiences: list[Audience]
+    impact: Impact
+
+
+class ResponseTarget(_Strict):
+    id: str
+    name: str
+    start: Literal["trigger", "decision"]
+    end: Literal["decision", "traffic_reverted", "stabilized", "first_notification"]
+    within: PositiveDuration
+    applies_to: Literal["any", "auto", "manual"] = "any"
+
+
+class RecoveryTarget(_Strict):
+    id: str
+    name: str
+    description: str
+    threshold: float | None = None
+    over: Duration | None = None
+
+
+class FollowUp(_Strict):
+    id: str
+    name: str
+    after: PositiveDuration
+    owner: str = Field(description="role that owns the follow-up")
+    actions: list[str]
+    remind_after: PositiveDuration | None = None
+    escalate_after: PositiveDuration | None = None
+
+
+class Policy(_Strict):
+    version: Literal[1]
+    name: str
+    service: str
+    phases: list[int] = Field(min_length=1)
+    roles: dict[str, str]
+    people: dict[str, Person]
+    roster: dict[str, list[str]]
+    escalation_path: list[str]
+    triggers: dict[str, Trigger]
+    decision_matrix: dict[str, DecisionRow]
+    authority_matrix: dict[str, dict[int, AuthorityCell]]
+    decisions: Decisions
+    procedure: list[Phase]
+    health_criteria: list[HealthCriterion]
+    deep_validation: DeepValidation
+    notifications: Notifications
+    response_targets: list[ResponseTarget]
+    recovery_targets: list[RecoveryTarget]
+    follow_ups: list[FollowUp]
+
+    def steps(self) -> list[Step]:
+        return [step for phase in self.procedure for step in phase.steps]
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps():
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def people_with_role(self, role: str) -> list[str]:
+        return list(self.roster.get(role, []))
+
+    def roles_of(self, person: str) -> frozenset[str]:
+        return frozenset(role for role, members in self.roster.items() if person in members)
+
+    def person_by_slack_id(self, slack_user_id: str) -> str | None:
+        for person_id, person in self.people.items():
+            if person.slack_user_id == slack_user_id:
+                return person_id
+        return None
+
+    def role_name(self, role: str) -> str:
+        return self.roles.get(role, role)

@@ -1,0 +1,38 @@
+"""Real Temporal servers for the whole session: the time-skipping one and the local dev server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from runbook.loading import DEFAULT_POLICY, load_policy
+from runbook.policy import Policy
+from worker.binaries import temporal_cli, temporal_test_server
+from workflows import search_attributes
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return load_policy(DEFAULT_POLICY)
+
+
+@pytest.fixture(scope="session")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=temporal_test_server(),
+    ) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+async def local_env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=search_attributes.ALL,
+    ) as env:
+        yield env

@@ -1,0 +1,111 @@
+"""Terse helpers: a worker with stand-ins, a trigger, a decision, and "assert eventually"."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from uuid import uuid4
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from runbook.messages import (
+    DecisionInput,
+    DecisionReply,
+    RollbackOptions,
+    RollbackStatus,
+    TriggerEvent,
+)
+from runbook.policy import Policy
+from tests.workflows.standins import StandIns
+from workflows import operations
+from workflows.rollback import RollbackWorkflow
+
+
+@dataclass
+class Rig:
+    client: Client
+    task_queue: str
+    policy: Policy
+    standins: StandIns
+    deployment: str
+    ui_metadata: bool
+    handle: WorkflowHandle[RollbackWorkflow, RollbackStatus] | None = None
+
+    async def trigger(
+        self, trigger: str, phase: int | None = None, **fields: object
+    ) -> WorkflowHandle[RollbackWorkflow, RollbackStatus]:
+        self.handle = await operations.send_trigger(
+            self.client,
+            task_queue=self.task_queue,
+            policy=self.policy,
+            deployment=self.deployment,
+            event=TriggerEvent(trigger=trigger, phase=phase, **fields),  # type: ignore[arg-type]
+            options=RollbackOptions(ui_metadata=self.ui_metadata),
+        )
+        return self.handle
+
+    async def decide(self, action: str, person: str, update_id: str | None = None) -> DecisionReply:
+        decision = DecisionInput(action=action, person=person)  # type: ignore[arg-type]
+        return await operations.decide(self.client, self.deployment, decision, update_id)
+
+    async def status(self) -> RollbackStatus:
+        return await operations.status(self.client, self.deployment)
+
+    async def until(
+        self,
+        check: Callable[[RollbackStatus], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> RollbackStatus:
+        """Assert eventually: poll the status query until `check` holds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                current = await self.status()
+                if check(current):
+                    return current
+            except Exception:  # not started yet
+                current = None
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition not met in {timeout}s; last status: {current}")
+            await asyncio.sleep(0.05)
+
+    async def result(self) -> RollbackStatus:
+        """The handle from the last trigger: on the time-skipping server it skips while waiting."""
+        assert self.handle is not None, "no trigger sent yet"
+        return await self.handle.result()
+
+
+@asynccontextmanager
+async def rig(
+    env: WorkflowEnvironment,
+    policy: Policy,
+    standins: StandIns | None = None,
+    *,
+    ui_metadata: bool = False,
+) -> AsyncIterator[Rig]:
+    standins = standins or StandIns()
+    task_queue = f"tq-{uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[RollbackWorkflow],
+        activities=standins.activities(),
+    ):
+        r = Rig(env.client, task_queue, policy, standins, f"search-{uuid4().hex[:8]}", ui_metadata)
+        try:
+            yield r
+        finally:
+            # A workflow left waiting on a timer would hold the time-skipping server's clock
+            # once its worker is gone.
+            handle = env.client.get_workflow_handle(f"rollback-{r.deployment}")
+            with contextlib.suppress(Exception):
+                await handle.terminate("test finished")
+
+
+def kinds(status: RollbackStatus) -> list[str]:
+    return [entry.kind for entry in status.timeline]

@@ -1,0 +1,147 @@
+"""Stand-ins registered under the real activity names, so the workflow under test is the real one.
+
+They record every call; the traffic split they report can be set or made unreadable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from activities.models import (
+    ConfigurationRevertInput,
+    ConfigurationRevertResult,
+    DecisionClosedInput,
+    DecisionMessage,
+    DecisionRequestInput,
+    DeepValidationInput,
+    DeepValidationResult,
+    EmergencyStopInput,
+    EmergencyStopResult,
+    EscalationInput,
+    EscalationResult,
+    HealthValidationInput,
+    HealthValidationResult,
+    ProgressInput,
+    ReadSplitInput,
+    RecoveryPlanInput,
+    RecoveryPlanResult,
+    RootCauseInput,
+    RootCauseResult,
+    StakeholderNotificationInput,
+    StakeholderNotificationResult,
+    TrafficSplit,
+)
+
+
+@dataclass
+class StandIns:
+    treatment: int | None = None
+    """The live split's treatment share; None makes the load balancer unreadable."""
+    unhealthy: bool = False
+    emergency_stop_delay: float = 0.0
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def count(self, name: str) -> int:
+        return self.names().count(name)
+
+    def activities(self) -> list[Any]:
+        return [
+            self.read_traffic_split,
+            self.emergency_stop,
+            self.configuration_revert,
+            self.health_validation,
+            self.deep_health_validation,
+            self.stakeholder_notification,
+            self.root_cause_analysis,
+            self.recovery_planning,
+            self.request_decision,
+            self.close_decision,
+            self.post_progress,
+            self.escalate,
+        ]
+
+    @activity.defn(name="read_traffic_split")
+    async def read_traffic_split(self, inp: ReadSplitInput) -> TrafficSplit:
+        self.calls.append(("read_traffic_split", inp))
+        if self.treatment is None:
+            raise ApplicationError(
+                "load balancer unreachable",
+                non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
+            )
+        return TrafficSplit(treatment=self.treatment, control=100 - self.treatment)
+
+    @activity.defn(name="emergency_stop")
+    async def emergency_stop(self, inp: EmergencyStopInput) -> EmergencyStopResult:
+        self.calls.append(("emergency_stop", inp))
+        if self.emergency_stop_delay:
+            await asyncio.sleep(self.emergency_stop_delay)
+        return EmergencyStopResult(
+            split=TrafficSplit(treatment=0, control=100),
+            confirmed=True,
+            notified=True,
+            summary="treatment 0 / control 100 confirmed",
+        )
+
+    @activity.defn(name="configuration_revert")
+    async def configuration_revert(
+        self, inp: ConfigurationRevertInput
+    ) -> ConfigurationRevertResult:
+        self.calls.append(("configuration_revert", inp))
+        return ConfigurationRevertResult(actions=[], summary="reverted")
+
+    @activity.defn(name="health_validation")
+    async def health_validation(self, inp: HealthValidationInput) -> HealthValidationResult:
+        self.calls.append(("health_validation", inp))
+        return HealthValidationResult(healthy=not self.unhealthy, checks=[], summary="checked")
+
+    @activity.defn(name="deep_health_validation")
+    async def deep_health_validation(self, inp: DeepValidationInput) -> DeepValidationResult:
+        self.calls.append(("deep_health_validation", inp))
+        return DeepValidationResult(healthy=True, checks=[], summary="smoke tests pass")
+
+    @activity.defn(name="stakeholder_notification")
+    async def stakeholder_notification(
+        self, inp: StakeholderNotificationInput
+    ) -> StakeholderNotificationResult:
+        self.calls.append(("stakeholder_notification", inp))
+        return StakeholderNotificationResult(
+            audiences=[], first_sent_at=datetime.now(UTC), summary="notified"
+        )
+
+    @activity.defn(name="root_cause_analysis")
+    async def root_cause_analysis(self, inp: RootCauseInput) -> RootCauseResult:
+        self.calls.append(("root_cause_analysis", inp))
+        return RootCauseResult(log_lines=0, log_excerpt=[], metrics={}, hypotheses=[], summary="")
+
+    @activity.defn(name="recovery_planning")
+    async def recovery_planning(self, inp: RecoveryPlanInput) -> RecoveryPlanResult:
+        self.calls.append(("recovery_planning", inp))
+        return RecoveryPlanResult(markdown="", summary="")
+
+    @activity.defn(name="request_decision")
+    async def request_decision(self, inp: DecisionRequestInput) -> DecisionMessage:
+        self.calls.append(("request_decision", inp))
+        return DecisionMessage(channel=inp.ctx.channel, ts="1.0")
+
+    @activity.defn(name="close_decision")
+    async def close_decision(self, inp: DecisionClosedInput) -> None:
+        self.calls.append(("close_decision", inp))
+
+    @activity.defn(name="post_progress")
+    async def post_progress(self, inp: ProgressInput) -> None:
+        self.calls.append(("post_progress", inp))
+
+    @activity.defn(name="escalate")
+    async def escalate(self, inp: EscalationInput) -> EscalationResult:
+        self.calls.append(("escalate", inp))
+        return EscalationResult(notified=[])

@@ -1,0 +1,1 @@
+"""The worker process: Temporal connection settings, registration of workflows and activities."""

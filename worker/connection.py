@@ -1,0 +1,25 @@
+"""One way to reach Temporal, used by the worker, the gateway and the CLI alike."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
+
+from worker.settings import Settings
+
+
+async def connect(settings: Settings) -> Client:
+    tls: bool | TLSConfig = settings.temporal_tls or settings.temporal_api_key is not None
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        tls = TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes(),
+            client_private_key=settings.temporal_tls_key.read_bytes(),
+        )
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key,
+        tls=tls,
+        data_converter=pydantic_data_converter,
+    )

@@ -1,0 +1,30 @@
+"""Settings from `ROLLBACK_…` environment variables (and a `.env` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runbook.loading import DEFAULT_POLICY
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROLLBACK_", env_file=".env", extra="ignore")
+
+    temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port")
+    temporal_namespace: str = "default"
+    temporal_tls: bool = Field(False, description="TLS to the frontend (implied by an API key)")
+    temporal_api_key: str | None = Field(None, description="Temporal Cloud API key")
+    temporal_tls_cert: Path | None = Field(None, description="mTLS client certificate (PEM)")
+    temporal_tls_key: Path | None = Field(None, description="mTLS client key (PEM)")
+    task_queue: str = "rollback"
+    policy: Path = Field(DEFAULT_POLICY, description="the policy file a new rollback runs under")
+    ui_metadata: bool = Field(
+        True, description="search attributes and UI details (off only for the time-skipping server)"
+    )
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Temporal workflows: the rollback (decision window, Phases 1–3)."""

@@ -1,0 +1,76 @@
+"""`rollback`: the command-line entry point. No traceback reaches a user."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from cli import policy_cmd, rollback_cmds, worker_cmd
+from cli.errors import Failure, UserError
+
+app = typer.Typer(
+    name="rollback",
+    help="Canary rollback runbook engine on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(policy_cmd.app, name="policy")
+app.command()(rollback_cmds.trigger)
+app.command()(rollback_cmds.decide)
+app.command()(rollback_cmds.status)
+app.command()(worker_cmd.worker)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return its exit code (2 for bad input, 1 for a failure)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        say("aborted")
+        return 130
+    except (UserError, Failure) as error:
+        say(f"error: {error}")
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if _is_usage_error(error):
+            return _usage(error)
+        if os.environ.get("ROLLBACK_DEBUG"):
+            raise
+        say(f"error: {type(error).__name__}: {error} (ROLLBACK_DEBUG=1 shows the traceback)")
+        return 1
+    return 0
+
+
+def _is_usage_error(error: Exception) -> bool:
+    # Typer vendors its own click; its exceptions are recognised by their interface.
+    return hasattr(error, "format_message") and isinstance(getattr(error, "exit_code", None), int)
+
+
+def _usage(error: Exception) -> int:
+    code: int = getattr(error, "exit_code", 2)
+    if type(error).__name__ == "NoArgsIsHelpError":
+        return 0
+    say(f"error: {error.format_message()}")  # type: ignore[attr-defined]
+    ctx = getattr(error, "ctx", None)
+    if ctx is not None:
+        say(f"see: {ctx.command_path} --help")
+    return code
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,297 @@
+"""`rollback trigger|decide|status`: a rollback seen and steered from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from cli.errors import Failure, UserError
+from cli.output import Format, console, print_json
+from cli.policy_cmd import read_policy
+from cli.temporal import client_for, explain_rpc
+from runbook.durations import format_duration
+from runbook.messages import (
+    DecisionAction,
+    DecisionInput,
+    DecisionReply,
+    RollbackOptions,
+    RollbackStatus,
+    TriggerEvent,
+    workflow_id,
+)
+from runbook.policy import Policy
+from worker.settings import Settings, load_settings
+from workflows import operations
+
+DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+Deployment = Annotated[str, typer.Option("--deployment", "-d", help="deployment name")]
+FormatOption = Annotated[Format, typer.Option("--format", help="text or JSON")]
+
+
+def check_deployment(name: str) -> str:
+    if not DEPLOYMENT.match(name):
+        raise UserError(
+            f"--deployment: {name!r} is not a deployment name (letters, digits, '.', '_', '-')"
+        )
+    return name
+
+
+def check_person(policy: Policy, person: str) -> str:
+    if person in policy.people:
+        return person
+    by_slack = policy.person_by_slack_id(person)
+    if by_slack:
+        return by_slack
+    raise UserError(f"--as: {person!r} is not in the roster (known: {', '.join(policy.people)})")
+
+
+def trigger(
+    deployment: Deployment,
+    trigger: Annotated[str, typer.Option("--trigger", "-t", help="trigger id from the policy")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="why, for the record")],
+    as_user: Annotated[str, typer.Option("--as", help="who raises it (roster person id)")],
+    phase: Annotated[
+        int | None, typer.Option("--phase", help="phase label; the live split wins")
+    ] = None,
+    drill: Annotated[bool, typer.Option("--drill", help="mark the rollback as a drill")] = False,
+    format: FormatOption = Format.text,
+) -> None:
+    """Raise a trigger: starts the deployment's rollback, or joins the one running.
+
+    Example: rollback trigger -d search-a -t gate_failure -r "recall gate failed" --as dri-backend
+    """
+    settings = load_settings()
+    policy = read_policy(settings.policy)
+    check_deployment(deployment)
+    if trigger not in policy.triggers:
+        raise UserError(
+            f"--trigger: unknown trigger {trigger!r} (known: {', '.join(policy.triggers)})"
+        )
+    if phase is not None and phase not in policy.phases:
+        raise UserError(f"--phase: {phase} is not a canary phase (phases: {policy.phases})")
+    person = check_person(policy, as_user)
+    event = TriggerEvent(
+        trigger=trigger, phase=phase, reason=reason, source="cli", raised_by=person
+    )
+    run_id = asyncio.run(_trigger(settings, policy, deployment, event, drill))
+    if format is Format.json:
+        print_json({"workflow_id": workflow_id(deployment), "run_id": run_id, "trigger": trigger})
+        return
+    console.print(
+        f"{policy.triggers[trigger].name} sent to {workflow_id(deployment)} "
+        f"(run {run_id}).\nFollow it: rollback status -d {deployment} --watch"
+    )
+
+
+async def _trigger(
+    settings: Settings, policy: Policy, deployment: str, event: TriggerEvent, drill: bool
+) -> str:
+    client = await client_for(settings)
+    options = RollbackOptions(ui_metadata=settings.ui_metadata, drill=drill)
+    handle = await operations.send_trigger(
+        client,
+        task_queue=settings.task_queue,
+        policy=policy,
+        deployment=deployment,
+        event=event,
+        options=options,
+    )
+    return handle.result_run_id or ""
+
+
+def decide(
+    deployment: Deployment,
+    as_user: Annotated[str, typer.Option("--as", help="who decides (roster person id)")],
+    approve: Annotated[bool, typer.Option("--approve", help="approve the rollback")] = False,
+    deny: Annotated[bool, typer.Option("--deny", help="deny: the canary continues")] = False,
+    investigating: Annotated[
+        bool, typer.Option("--investigating", help="extend the window while investigating")
+    ] = False,
+    note: Annotated[str, typer.Option("--note", help="a note for the record")] = "",
+    format: FormatOption = Format.text,
+) -> None:
+    """Decide an open decision window (authority is checked by the rollback itself).
+
+    Example: rollback decide -d search-b --approve --as qa-dri
+    """
+    chosen = [
+        name
+        for name, on in (("approve", approve), ("deny", deny), ("investigating", investigating))
+        if on
+    ]
+    if len(chosen) != 1:
+        raise UserError("choose exactly one of --approve, --deny, --investigating")
+    settings = load_settings()
+    policy = read_policy(settings.policy)
+    check_deployment(deployment)
+    action: DecisionAction = chosen[0]  # type: ignore[assignment]
+    decision = DecisionInput(
+        action=action, person=check_person(policy, as_user), via="cli", note=note
+    )
+    reply = asyncio.run(_decide(settings, deployment, decision))
+    if format is Format.json:
+        print_json(reply)
+    else:
+        console.print(("accepted: " if reply.accepted else "rejected: ") + reply.message)
+    if not reply.accepted:
+        raise typer.Exit(1)
+
+
+async def _decide(settings: Settings, deployment: str, decision: DecisionInput) -> DecisionReply:
+    client = await client_for(settings)
+    try:
+        return await operations.decide(client, deployment, decision)
+    except RPCError as error:
+        raise explain_rpc(error, deployment) from None
+    except WorkflowUpdateFailedError as error:
+        raise Failure(f"the decision failed: {error.cause}") from None
+
+
+def status(
+    deployment: Annotated[
+        str | None, typer.Option("--deployment", "-d", help="one rollback in detail")
+    ] = None,
+    format: FormatOption = Format.text,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="refresh every second")] = False,
+) -> None:
+    """Show rollbacks: all of them, or one with its timeline and response times.
+
+    Example: rollback status -d search-a --format json
+    """
+    settings = load_settings()
+    if deployment is not None:
+        check_deployment(deployment)
+    asyncio.run(_status(settings, deployment, format, watch))
+
+
+async def _status(settings: Settings, deployment: str | None, format: Format, watch: bool) -> None:
+    client = await client_for(settings)
+    while True:
+        if deployment is None:
+            rows = await _list(client)
+            if format is Format.json:
+                print_json(rows)
+            else:
+                console.print(list_table(rows))
+        else:
+            try:
+                current = await operations.status(client, deployment)
+            except RPCError as error:
+                raise explain_rpc(error, deployment) from None
+            if format is Format.json:
+                print_json(current)
+            else:
+                if watch:
+                    console.clear()
+                render_status(current)
+        if not watch:
+            return
+        await asyncio.sleep(1)
+
+
+async def _list(client: Client) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    async for wf in client.list_workflows('WorkflowType = "RollbackWorkflow"', limit=50):
+        attrs = wf.typed_search_attributes
+        get = {key.name: value for key, value in ((p.key, p.value) for p in attrs)}
+        rows.append(
+            {
+                "workflow_id": wf.id,
+                "deployment": get.get("Deployment"),
+                "state": get.get("RollbackState"),
+                "trigger": get.get("Trigger"),
+                "phase": get.get("CanaryPhase"),
+                "decision_by": get.get("DecisionBy"),
+                "started": wf.start_time.isoformat() if wf.start_time else None,
+                "status": wf.status.name if wf.status else None,
+            }
+        )
+    return rows
+
+
+def list_table(rows: list[dict[str, object]]) -> Table:
+    table = Table(title="Rollbacks")
+    for column in ("deployment", "state", "trigger", "phase", "decision_by", "started", "status"):
+        table.add_column(column.replace("_", " ").title())
+    for row in rows:
+        table.add_row(
+            *(
+                str(row.get(c) or "")
+                for c in (
+                    "deployment",
+                    "state",
+                    "trigger",
+                    "phase",
+                    "decision_by",
+                    "started",
+                    "status",
+                )
+            )
+        )
+    return table
+
+
+def render_status(s: RollbackStatus) -> None:
+    drill = " [yellow](drill)[/yellow]" if s.drill else ""
+    console.print(f"[bold]Rollback of {s.deployment}[/bold]{drill}: [bold]{s.state}[/bold]")
+    if s.trigger:
+        console.print(
+            f"Trigger: {s.trigger} at {s.phase}%  mode: {s.mode or '-'}  "
+            f"decided by: {', '.join(s.decided_by) or '-'}"
+        )
+    if s.decision:
+        d = s.decision
+        left = d.deadline - datetime.now(UTC)
+        console.print(
+            f"Decision window: {' / '.join(d.triggers)}; ends {d.deadline:%H:%M:%S} UTC "
+            f"(in {format_duration(max(left, timedelta(0)))}), then {d.default_action}; "
+            f"approvers: {' or '.join(' + '.join(x) for x in d.approvers)}; "
+            f"votes: {d.votes or 'none'}"
+        )
+    if s.steps:
+        steps = Table(title="Steps")
+        for column in ("Step", "Outcome", "Seconds", "Budget", "Summary"):
+            steps.add_column(column)
+        for step in s.steps:
+            took = (step.ended_at - step.started_at).total_seconds() if step.ended_at else None
+            steps.add_row(
+                step.name,
+                step.outcome + (" (late)" if step.late else ""),
+                f"{took:.2f}" if took is not None else "…",
+                f"{step.budget_seconds:g}",
+                step.summary,
+            )
+        console.print(steps)
+    console.print(response_table(s))
+    timeline = Table(title="Timeline")
+    for column in ("At (UTC)", "Kind", "What", "By"):
+        timeline.add_column(column)
+    for entry in s.timeline:
+        if entry.kind != "state":
+            timeline.add_row(
+                f"{entry.at:%H:%M:%S.%f}"[:-3], entry.kind, entry.message, entry.by or ""
+            )
+    console.print(timeline)
+
+
+def response_table(s: RollbackStatus) -> Table:
+    table = Table(title="Response times against the plan's targets")
+    for column in ("Target", "Measured", "Limit", "Result"):
+        table.add_column(column)
+    for rt in s.response_times:
+        result = {True: "[green]met[/green]", False: "[red]missed[/red]", None: "pending"}[rt.met]
+        measured = f"{rt.seconds:.2f} s" if rt.seconds is not None else "-"
+        table.add_row(rt.name, measured, f"< {format_duration_seconds(rt.target_seconds)}", result)
+    return table
+
+
+def format_duration_seconds(seconds: float) -> str:
+    return format_duration(timedelta(seconds=seconds))

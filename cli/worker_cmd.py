@@ -1,0 +1,25 @@
+"""`rollback worker`: run the worker until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from cli.temporal import client_for
+from worker.main import run_worker
+from worker.settings import load_settings
+
+
+def worker() -> None:
+    """Run a worker: the rollback workflow and every activity, on the task queue from settings.
+
+    Example: ROLLBACK_TEMPORAL_ADDRESS=temporal:7233 rollback worker
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings()
+
+    async def main() -> None:
+        client = await client_for(settings)
+        await run_worker(client, settings)
+
+    asyncio.run(main())

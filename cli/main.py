@@ -27,7 +27,8 @@ app.command()(worker_cmd.worker)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return its exit code (2 for bad input, 1 for a failure)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
+        code = app(args=argv, standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code
     except typer.Abort:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         say(f"error: {type(error).__name__}: {error} (ROLLBACK_DEBUG=1 shows the traceback)")
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _is_usage_error(error: Exception) -> bool:

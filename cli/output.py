@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
 
-console = Console(highlight=False)
+# Piped output is not cut to 80 columns: names and ids must survive a grep.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, highlight=False)
 
 

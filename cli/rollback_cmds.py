@@ -271,6 +271,9 @@ def render_status(s: RollbackStatus) -> None:
             )
         console.print(steps)
     console.print(response_table(s))
+    if s.intervals:
+        measured = ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in s.intervals.items())
+        console.print(f"Measured: {measured}")
     timeline = Table(title="Timeline")
     for column in ("At (UTC)", "Kind", "What", "By"):
         timeline.add_column(column)

@@ -130,3 +130,5 @@ class RollbackStatus(BaseModel):
     timeline: list[TimelineEntry]
     steps: list[StepRecord]
     response_times: list[ResponseTime]
+    intervals: dict[str, float] = {}
+    """trigger_to_decision, decision_to_traffic_reversion, … in seconds, as measured so far."""

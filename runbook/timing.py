@@ -40,6 +40,24 @@ def response_times(
     return reports
 
 
+INTERVALS = {
+    "trigger_to_decision": ("trigger", "decision"),
+    "decision_to_traffic_reversion": ("decision", "traffic_reverted"),
+    "trigger_to_traffic_reversion": ("trigger", "traffic_reverted"),
+    "decision_to_stabilization": ("decision", "stabilized"),
+    "decision_to_first_notification": ("decision", "first_notification"),
+}
+"""Every interval a rollback measures, target or not, in seconds."""
+
+
+def intervals(instants: dict[str, datetime]) -> dict[str, float]:
+    return {
+        name: (instants[end] - instants[start]).total_seconds()
+        for name, (start, end) in INTERVALS.items()
+        if start in instants and end in instants
+    }
+
+
 @dataclass(frozen=True)
 class StepTiming:
     """How a step's activity is scheduled so that its retries fit in its budget."""

@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         TriggerEvent,
     )
-    from runbook.timing import response_times, step_timing
+    from runbook.timing import intervals, response_times, step_timing
     from workflows import search_attributes as sa
 
 Verdict = Literal["rollback", "deny"]
@@ -176,6 +176,7 @@ class RollbackWorkflow:
             timeline=self._timeline,
             steps=self._steps,
             response_times=response_times(self._policy, self._instants, self._mode, final),
+            intervals=intervals(self._instants),
         )
 
     # --- the decision ------------------------------------------------------------------

@@ -34,6 +34,7 @@ async def test_cell(
             assert r.standins.count("request_decision") == 0
             [automated] = [t for t in done.response_times if t.id == "automated_rollback"]
             assert automated.met is True
+            assert automated.seconds == done.intervals["trigger_to_traffic_reversion"]
         else:
             await r.trigger(trigger, phase=5)
             waiting = await r.until(lambda s: s.state == "awaiting_decision")
@@ -53,6 +54,14 @@ async def test_cell(
             assert "window_expired" in kinds(done)
             [manual] = [t for t in done.response_times if t.id == "manual_rollback"]
             assert manual.met is True
+            assert done.intervals["trigger_to_decision"] == window
+            assert set(done.intervals) == {
+                "trigger_to_decision",
+                "decision_to_traffic_reversion",
+                "trigger_to_traffic_reversion",
+                "decision_to_stabilization",
+                "decision_to_first_notification",
+            }
         assert r.standins.count("emergency_stop") == 1
         steps = [
             n

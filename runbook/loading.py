@@ -169,6 +169,9 @@ def check_references(policy: Policy) -> Iterator[Problem]:
                     f"notifications.audiences.{i}",
                     "an approval needs approval_window and approval_default",
                 )
+    for name, trigger_id in policy.alerts.names.items():
+        if trigger_id not in policy.triggers:
+            yield Problem(f"alerts.names.{name}", f"unknown trigger {trigger_id!r}")
     for i, follow_up in enumerate(policy.follow_ups):
         if follow_up.owner not in roles:
             yield Problem(f"follow_ups.{i}.owner", f"unknown role {follow_up.owner!r}")

@@ -24,6 +24,8 @@ DecisionAction = Literal["approve", "deny", "investigating"]
 
 TRIGGER_SIGNAL = "trigger"
 DECIDE_UPDATE = "decide"
+DECISION_SIGNAL = "decision"
+"""The same decision as a signal: durable even while no worker runs (the gateway's fallback)."""
 STATUS_QUERY = "status"
 
 
@@ -60,6 +62,10 @@ class TriggerEvent(BaseModel):
     )
     status: Literal["firing", "resolved"] = "firing"
     alert_id: str | None = None
+    delivery_key: str | None = Field(
+        default=None,
+        description="the same key again (a webhook retry, a repeat notification) is recorded once",
+    )
     evidence: dict[str, str] = {}
     links: list[str] = []
 
@@ -69,6 +75,9 @@ class DecisionInput(BaseModel):
     person: str = Field(description="roster person id")
     via: str = "cli"
     note: str = ""
+    request_id: str | None = Field(
+        default=None, description="the same id twice (a double click) counts once"
+    )
 
 
 class DecisionReply(BaseModel):

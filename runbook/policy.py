@@ -201,6 +201,15 @@ class FollowUp(_Strict):
     escalate_after: PositiveDuration | None = None
 
 
+class AlertRouting(_Strict):
+    """How an alert finds its deployment and trigger: labels first, then the alert's name."""
+
+    deployment_label: str = "deployment"
+    trigger_label: str = "trigger"
+    names: dict[str, str] = {}
+    """alertname → trigger id, for alerts that carry no trigger label."""
+
+
 class Policy(_Strict):
     version: Literal[1]
     name: str
@@ -221,6 +230,7 @@ class Policy(_Strict):
     response_targets: list[ResponseTarget]
     recovery_targets: list[RecoveryTarget]
     follow_ups: list[FollowUp]
+    alerts: AlertRouting = AlertRouting()
 
     def steps(self) -> list[Step]:
         return [step for phase in self.procedure for step in phase.steps]

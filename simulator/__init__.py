@@ -5,6 +5,6 @@ for any number of named deployments. Self-contained: imports nothing else of the
 
 from simulator.app import create_app
 from simulator.args import parse_deployment_arg
-from simulator.server import SimulatorServer, serve
+from simulator.server import SimulatorServer, ThreadedServer, serve
 
-__all__ = ["SimulatorServer", "create_app", "parse_deployment_arg", "serve"]
+__all__ = ["SimulatorServer", "ThreadedServer", "create_app", "parse_deployment_arg", "serve"]

@@ -22,21 +22,16 @@ def serve(port: int, deployments: dict[str, int], host: str = "127.0.0.1") -> No
     uvicorn.run(create_app(deployments), host=host, port=port, log_level="warning")
 
 
-class SimulatorServer:
-    """The simulator on a real port, in a daemon thread, for tests and demos.
+class ThreadedServer:
+    """Any ASGI app on a real port, in a daemon thread. ``port=0`` takes a free port.
 
-    ``port=0`` takes a free port. Use ``with`` or ``async with``; ``.url`` is the base URL.
+    Use ``with`` or ``async with``; ``.url`` is the base URL.
     """
 
-    def __init__(
-        self,
-        deployments: dict[str, int] | None = None,
-        port: int = 0,
-        host: str = "127.0.0.1",
-        *,
-        window_seconds: float = 2.0,
-    ) -> None:
-        self.app: FastAPI = create_app(deployments, window_seconds=window_seconds)
+    name = "server"
+
+    def __init__(self, app: FastAPI, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.app = app
         self.host = host
         self._requested_port = port
         self._socket: socket.socket | None = None
@@ -46,7 +41,7 @@ class SimulatorServer:
     @property
     def port(self) -> int:
         if self._socket is None:
-            raise RuntimeError("SimulatorServer is not running")
+            raise RuntimeError(f"{self.name} is not running")
         return int(self._socket.getsockname()[1])
 
     @property
@@ -56,7 +51,7 @@ class SimulatorServer:
 
     def start(self) -> None:
         if self._thread is not None:
-            raise RuntimeError("SimulatorServer is already running")
+            raise RuntimeError(f"{self.name} is already running")
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -68,7 +63,7 @@ class SimulatorServer:
         config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
         thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="simulator", daemon=True
+            target=server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
         )
         self._socket, self._server, self._thread = sock, server, thread
         thread.start()
@@ -76,7 +71,7 @@ class SimulatorServer:
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"simulator did not start on {self.host}:{self.port}")
+                raise RuntimeError(f"{self.name} did not start on {self.host}:{self.port}")
             time.sleep(0.01)
 
     def stop(self) -> None:
@@ -111,3 +106,19 @@ class SimulatorServer:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.to_thread(self.stop)
+
+
+class SimulatorServer(ThreadedServer):
+    """The simulator on a real port, in a daemon thread, for tests and demos."""
+
+    name = "simulator"
+
+    def __init__(
+        self,
+        deployments: dict[str, int] | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        window_seconds: float = 2.0,
+    ) -> None:
+        super().__init__(create_app(deployments, window_seconds=window_seconds), port, host)

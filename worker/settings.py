@@ -25,6 +25,21 @@ class Settings(BaseSettings):
         True, description="search attributes and UI details (off only for the time-skipping server)"
     )
 
+    # --- the gateway: alert webhooks and Slack ---------------------------------------------
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    alerts_token: str | None = Field(
+        None, description="bearer token Alertmanager and Grafana must send to /alerts/…"
+    )
+    max_body_bytes: int = Field(1_000_000, description="larger webhook bodies are refused (413)")
+    slack_signing_secret: str | None = Field(None, description="verifies Slack's requests")
+    slack_bot_token: str | None = Field(None, description="xoxb- token for chat.postMessage")
+    slack_app_token: str | None = Field(None, description="xapp- token for Socket Mode")
+    slack_api_url: str | None = Field(
+        None, description="Slack Web API base URL (a stand-in in tests), e.g. http://…/api/"
+    )
+    ui_url: str = Field("http://127.0.0.1:8233", description="Temporal Web UI, for links")
+
 
 def load_settings() -> Settings:
     return Settings()

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from runbook.matrix import Resolution, describe_role_sets, phase_for_share, resolve
     from runbook.messages import (
         DECIDE_UPDATE,
+        DECISION_SIGNAL,
         STATUS_QUERY,
         TRIGGER_SIGNAL,
         DecisionInput,
@@ -91,6 +92,8 @@ class RollbackWorkflow:
         self._split_read: tuple[datetime, int] | None = None
         self._background: list[asyncio.Task[Any]] = []
         self._escalations = 0
+        self._replies: dict[str, DecisionReply] = {}
+        self._deliveries: set[str] = set()
 
     # --- entry points ------------------------------------------------------------------
 
@@ -109,6 +112,10 @@ class RollbackWorkflow:
     @workflow.signal(name=TRIGGER_SIGNAL)
     def on_trigger(self, event: TriggerEvent) -> None:
         now = workflow.now()
+        if event.delivery_key is not None:
+            if event.delivery_key in self._deliveries:
+                return  # a webhook retry or a repeat notification of an alert already recorded
+            self._deliveries.add(event.delivery_key)
         if self._state in ("rolling_back", "stabilizing", "investigating"):
             self._note_joined(event, now)
         else:
@@ -117,6 +124,21 @@ class RollbackWorkflow:
     @workflow.update(name=DECIDE_UPDATE)
     def decide(self, inp: DecisionInput) -> DecisionReply:
         """Every attempt is recorded; one without authority is rejected and changes nothing."""
+        return self._decide_once(inp)
+
+    @workflow.signal(name=DECISION_SIGNAL)
+    def on_decision(self, inp: DecisionInput) -> None:
+        self._decide_once(inp)
+
+    def _decide_once(self, inp: DecisionInput) -> DecisionReply:
+        """A repeated request id (a double click, an update then its signal) counts once."""
+        if inp.request_id is None:
+            return self._decide(inp)
+        if inp.request_id not in self._replies:
+            self._replies[inp.request_id] = self._decide(inp)
+        return self._replies[inp.request_id]
+
+    def _decide(self, inp: DecisionInput) -> DecisionReply:
         now = workflow.now()
         decision = self._decision
         who = inp.person

@@ -1,0 +1,1 @@
+"""The HTTP ingress: alert webhooks and Slack, turned into Temporal calls. Stateless."""

@@ -1,0 +1,157 @@
+"""The gateway's HTTP app: /healthz, alert webhooks and Slack, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from slack_sdk.signature import SignatureVerifier
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.alert_routes import alerts_router
+from gateway.slack_handler import BadSlackRequest, Handled, SlackHandler
+from gateway.temporal_link import TemporalLink
+from runbook.policy import Policy
+from worker.settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+class Health(BaseModel):
+    ok: bool
+    temporal: str
+    address: str
+
+
+def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = None) -> FastAPI:
+    link = link or TemporalLink(settings)
+    slack = SlackHandler(settings, policy, link)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await slack.http.aclose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Rollback gateway",
+        description="Alert webhooks and Slack interactivity, turned into Temporal calls.",
+        version="1",
+    )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.include_router(alerts_router(settings, policy, link))
+    background: set[asyncio.Task[None]] = set()
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    async def healthz() -> JSONResponse:
+        """Whether Temporal is reachable: 200 if so, 503 if not."""
+        ok, detail = await link.healthy()
+        body = Health(ok=ok, temporal=detail, address=settings.temporal_address)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    async def signed_form(request: Request) -> dict[str, str]:
+        raw = await request.body()
+        secret = settings.slack_signing_secret
+        if not secret:
+            raise HTTPException(401, "the gateway has no ROLLBACK_SLACK_SIGNING_SECRET")
+        if not SignatureVerifier(secret).is_valid_request(raw, dict(request.headers)):
+            raise HTTPException(401, "invalid or expired Slack signature")
+        try:
+            form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise HTTPException(400, "body is not UTF-8") from None
+        return {key: values[0] for key, values in form.items()}
+
+    def answer(handled: Handled) -> Response:
+        if handled.later is not None:
+            task = asyncio.ensure_future(_logged(handled.later))
+            background.add(task)
+            task.add_done_callback(background.discard)
+        if handled.ack is None:
+            return Response(status_code=200)
+        return JSONResponse(handled.ack)
+
+    @app.post("/slack/interactions", tags=["slack"])
+    async def slack_interactions(request: Request) -> Response:
+        """Slack button clicks; signed; answered at once, decided in the background."""
+        form = await signed_form(request)
+        try:
+            payload = json.loads(form["payload"])
+            if not isinstance(payload, dict):
+                raise ValueError("payload is not an object")
+            return answer(slack.interaction(payload))
+        except KeyError:
+            raise HTTPException(400, "form field 'payload' is missing") from None
+        except (ValueError, BadSlackRequest) as error:
+            raise HTTPException(400, f"payload: {error}") from None
+
+    @app.post("/slack/commands", tags=["slack"])
+    async def slack_commands(request: Request) -> Response:
+        """The `/rollback` slash command; signed."""
+        return answer(slack.command(await signed_form(request)))
+
+    app.state.slack = slack
+    app.state.link = link
+    return app
+
+
+async def _logged(job: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await job()
+    except Exception:
+        log.exception("a Slack follow-up failed")
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await _too_large(send, self.limit)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(send, self.limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": f"body over {limit} bytes"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

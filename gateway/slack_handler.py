@@ -1,0 +1,219 @@
+"""Slack interactions and slash commands, the same whether they come over HTTP or Socket Mode.
+
+Each handler returns the immediate acknowledgement (Slack wants it within 3 seconds) and the
+slower follow-up, which answers through the request's `response_url`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from temporalio.service import RPCError
+
+from gateway.decisions import deliver_decision
+from gateway.temporal_link import TemporalLink, TemporalUnavailable
+from runbook.authority import may_decide
+from runbook.matrix import describe_role_sets
+from runbook.messages import DecisionAction, DecisionInput, RollbackOptions, TriggerEvent
+from runbook.policy import Policy
+from worker.settings import Settings
+from workflows import operations
+
+log = logging.getLogger("gateway.slack")
+
+ACTIONS: dict[str, DecisionAction] = {
+    "rollback_approve": "approve",
+    "rollback_deny": "deny",
+    "rollback_investigating": "investigating",
+}
+"""Button action ids, as the decision message (activities/slack_messages.py) builds them."""
+
+USAGE = (
+    "Usage: `/rollback <deployment> <reason>` starts an operational-anomaly rollback "
+    "(Sprint DRI only); `/rollback status [deployment]` shows where rollbacks stand."
+)
+
+
+class BadSlackRequest(ValueError):
+    pass
+
+
+FollowUp = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Handled:
+    ack: dict[str, Any] | None = None
+    """The body of the immediate 200 (None: an empty 200)."""
+    later: FollowUp | None = None
+
+
+@dataclass
+class SlackHandler:
+    settings: Settings
+    policy: Policy
+    link: TemporalLink
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
+
+    # --- interactivity -----------------------------------------------------------------
+
+    def interaction(self, payload: dict[str, Any]) -> Handled:
+        if payload.get("type") != "block_actions":
+            return Handled()
+        try:
+            action = payload["actions"][0]
+            action_id = str(action["action_id"])
+            deployment = str(action.get("value") or "")
+            user_id = str(payload["user"]["id"])
+            response_url = str(payload.get("response_url") or "")
+            message_ts = str(
+                (payload.get("container") or {}).get("message_ts")
+                or (payload.get("message") or {}).get("ts")
+                or ""
+            )
+            channel = str((payload.get("channel") or {}).get("id") or "")
+        except (KeyError, IndexError, TypeError, AttributeError) as error:
+            raise BadSlackRequest(f"block_actions payload without {error}") from None
+        if action_id not in ACTIONS:
+            return Handled()
+        person = self.policy.person_by_slack_id(user_id)
+        if person is None:
+            text = (
+                f"<@{user_id}>, you are not in the rollback roster, so your click was not "
+                "counted. Decisions are taken by the roles named in the message."
+            )
+            return Handled(later=self._reply_later(response_url, text))
+        decision = DecisionInput(
+            action=ACTIONS[action_id],
+            person=person,
+            via="slack",
+            # A double click (same person, same button, same message) counts once.
+            request_id=f"slack:{channel}:{message_ts}:{user_id}:{action_id}",
+        )
+
+        async def later() -> None:
+            text = await deliver_decision(self.link, deployment, decision)
+            await self.respond(response_url, text)
+
+        return Handled(later=later)
+
+    # --- slash commands ----------------------------------------------------------------
+
+    def command(self, fields: dict[str, str]) -> Handled:
+        text = fields.get("text", "").strip()
+        user_id = fields.get("user_id", "")
+        response_url = fields.get("response_url", "")
+        words = text.split()
+        if not words or words[0] in ("help", "-h", "--help"):
+            return Handled(ack=_ephemeral(USAGE))
+        if words[0] == "status":
+            deployment = words[1] if len(words) > 1 else None
+            return Handled(
+                ack=_ephemeral("Looking it up…"), later=self._status_later(response_url, deployment)
+            )
+        deployment, reason = words[0], " ".join(words[1:])
+        if not reason:
+            return Handled(ack=_ephemeral(f"Say why: `/rollback {deployment} <reason>`. {USAGE}"))
+        person = self.policy.person_by_slack_id(user_id)
+        initiators = self.policy.triggers["operational_anomaly"].initiated_by or []
+        if person is None or not may_decide(self.policy, person, initiators):
+            who = describe_role_sets(self.policy, initiators)
+            return Handled(
+                ack=_ephemeral(
+                    f"Only a {who} can start an operational-anomaly rollback; you (<@{user_id}>) "
+                    "are not one in the roster. Ask one, or raise it as an alert."
+                )
+            )
+        event = TriggerEvent(
+            trigger="operational_anomaly", reason=reason, source="slack", raised_by=person
+        )
+
+        async def later() -> None:
+            try:
+                client = await self.link.client()
+                await operations.send_trigger(
+                    client,
+                    task_queue=self.settings.task_queue,
+                    policy=self.policy,
+                    deployment=deployment,
+                    event=event,
+                    options=RollbackOptions(ui_metadata=self.settings.ui_metadata),
+                )
+            except (TemporalUnavailable, RPCError) as error:
+                await self.respond(response_url, f"⚠️ NOT started: {error}")
+                return
+            await self.respond(
+                response_url,
+                f"🚨 <@{user_id}> started the operational-anomaly "
+                f"rollback of *{deployment}*: {reason}",
+                in_channel=True,
+            )
+
+        return Handled(ack=_ephemeral(f"Starting the rollback of {deployment}…"), later=later)
+
+    # --- answering ---------------------------------------------------------------------
+
+    async def respond(self, response_url: str, text: str, in_channel: bool = False) -> None:
+        if not response_url:
+            log.info("slack reply (no response_url): %s", text)
+            return
+        body = {
+            "text": text,
+            "replace_original": False,
+            "response_type": "in_channel" if in_channel else "ephemeral",
+        }
+        try:
+            answer = await self.http.post(response_url, json=body)
+            answer.raise_for_status()
+        except httpx.HTTPError as error:
+            log.error("could not answer Slack at its response_url (%s): %s", error, text)
+
+    def _reply_later(self, response_url: str, text: str) -> FollowUp:
+        async def later() -> None:
+            await self.respond(response_url, text)
+
+        return later
+
+    def _status_later(self, response_url: str, deployment: str | None) -> FollowUp:
+        async def later() -> None:
+            await self.respond(response_url, await self._status_text(deployment))
+
+        return later
+
+    async def _status_text(self, deployment: str | None) -> str:
+        try:
+            client = await self.link.client()
+            if deployment is None:
+                lines = []
+                async for wf in client.list_workflows(
+                    'WorkflowType = "RollbackWorkflow" AND ExecutionStatus = "Running"', limit=20
+                ):
+                    lines.append(f"• {wf.id.removeprefix('rollback-')}")
+                return (
+                    "Running rollbacks:\n" + "\n".join(lines) if lines else "No rollback running."
+                )
+            current = await operations.status(client, deployment)
+        except (TemporalUnavailable, RPCError) as error:
+            return f"Could not read the status: {error}"
+        decision = ""
+        if current.decision is not None:
+            who = describe_role_sets(self.policy, current.decision.approvers)
+            decision = (
+                f"\nDecision by {who} until {current.decision.deadline:%H:%M:%S} UTC, "
+                f"then {current.decision.default_action}."
+            )
+        steps = "\n".join(
+            f"• {s.name}: {s.outcome}{' (late)' if s.late else ''}" for s in current.steps
+        )
+        trigger = f" · {current.trigger} at {current.phase}%" if current.trigger else ""
+        return f"*{deployment}*: {current.state}{trigger}{decision}" + (
+            f"\n{steps}" if steps else ""
+        )
+
+
+def _ephemeral(text: str) -> dict[str, Any]:
+    return {"response_type": "ephemeral", "text": text}

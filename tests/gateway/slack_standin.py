@@ -1,0 +1,123 @@
+"""A local stand-in for Slack: the Web API (`/api/<method>`) and response URLs, recording calls.
+
+Requests to it are made by `slack_sdk.WebClient(base_url=…/api/)` and by the gateway's replies
+to `response_url`, exactly as they would be made to Slack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from simulator.server import ThreadedServer
+
+
+@dataclass
+class SlackCall:
+    method: str
+    body: dict[str, Any]
+
+
+@dataclass
+class SlackStandIn:
+    calls: list[SlackCall] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)
+    next_ts: int = 1000
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/api/{method}")
+        async def web_api(method: str, request: Request) -> JSONResponse:
+            raw = (await request.body()).decode()
+            if request.headers.get("content-type", "").startswith("application/json"):
+                body = json.loads(raw or "{}")
+            else:
+                body = {k: v[0] for k, v in parse_qs(raw).items()}
+            self.calls.append(SlackCall(method, body))
+            self.next_ts += 1
+            return JSONResponse(
+                {
+                    "ok": True,
+                    "channel": body.get("channel", "C0"),
+                    "ts": body.get("ts") or f"{self.next_ts}.000100",
+                }
+            )
+
+        @app.post("/response/{key}")
+        async def response_url(key: str, request: Request) -> JSONResponse:
+            self.responses.append({"key": key, **json.loads(await request.body())})
+            return JSONResponse({"ok": True})
+
+        return app
+
+    def method_calls(self, method: str) -> list[dict[str, Any]]:
+        return [c.body for c in self.calls if c.method == method]
+
+
+class SlackServer(ThreadedServer):
+    name = "slack stand-in"
+
+    def __init__(self, standin: SlackStandIn) -> None:
+        super().__init__(standin.app())
+        self.standin = standin
+
+
+def signed(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Slack sends: `v0=` HMAC-SHA256 of `v0:{timestamp}:{body}`."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def interaction_body(payload: dict[str, Any]) -> bytes:
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def click(
+    user: str,
+    action_id: str,
+    deployment: str,
+    response_url: str,
+    message_ts: str = "1700000000.000100",
+    channel: str = "C0SPRINT1",
+) -> dict[str, Any]:
+    """A `block_actions` payload as Slack sends it for a button click."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": "T0"},
+        "api_app_id": "A0",
+        "token": "legacy",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
+        "trigger_id": "1.2.3",
+        "team": {"id": "T0", "domain": "lens"},
+        "channel": {"id": channel, "name": "sprint-1-channel"},
+        "message": {"ts": message_ts, "text": "Decision needed"},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "decision",
+                "value": deployment,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cli import policy_cmd, rollback_cmds, worker_cmd
+from cli import gateway_cmd, policy_cmd, rollback_cmds, worker_cmd
 from cli.errors import Failure, UserError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command()(rollback_cmds.trigger)
 app.command()(rollback_cmds.decide)
 app.command()(rollback_cmds.status)
 app.command()(worker_cmd.worker)
+app.command()(gateway_cmd.gateway)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ slower follow-up, which answers through the request's `response_url`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,7 @@ class BadSlackRequest(ValueError):
     pass
 
 
-FollowUp = Callable[[], Awaitable[None]]
+FollowUp = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass

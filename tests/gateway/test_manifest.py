@@ -11,7 +11,7 @@ from gateway.slack_handler import ACTIONS
 from runbook.policy import Policy
 from worker.settings import Settings
 
-MANIFEST = Path(__file__).resolve().parents[2] / "slack" / "manifest.yaml"
+MANIFEST = Path(__file__).resolve().parents[2] / "gateway" / "slack-manifest.yaml"
 
 
 def test_manifest_urls_are_gateway_routes(policy: Policy) -> None:

@@ -31,6 +31,7 @@ ACTIONS: dict[str, DecisionAction] = {
     "rollback_investigating": "investigating",
 }
 """Button action ids, as the decision message (activities/slack_messages.py) builds them."""
+# Kept equal to activities.slack_messages.APPROVE/DENY/INVESTIGATING (a test checks it).
 
 USAGE = (
     "Usage: `/rollback <deployment> <reason>` starts an operational-anomaly rollback "

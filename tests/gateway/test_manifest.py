@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from activities.slack_messages import APPROVE, DENY, INVESTIGATING
 from gateway.app import create_app
 from gateway.slack_handler import ACTIONS
 from runbook.policy import Policy
@@ -22,4 +23,4 @@ def test_manifest_urls_are_gateway_routes(policy: Policy) -> None:
     assert interactions.endswith("/slack/interactions") and "/slack/interactions" in paths
     assert command["command"] == "/rollback" and command["url"].endswith("/slack/commands")
     assert {"chat:write", "commands"} <= set(manifest["oauth_config"]["scopes"]["bot"])
-    assert set(ACTIONS) == {"rollback_approve", "rollback_deny", "rollback_investigating"}
+    assert set(ACTIONS) == {APPROVE, DENY, INVESTIGATING}  # the buttons the messages carry

@@ -104,6 +104,9 @@ class HealthValidationResult(BaseModel):
 class DeepValidationInput(BaseModel):
     ctx: StepContext
     validation: DeepValidation
+    criteria: list[HealthCriterion] | None = None
+    """Health criteria watched over the observation period ("resource monitoring"); None: the
+    worker's policy's health_criteria."""
 
 
 class DeepValidationResult(BaseModel):
@@ -157,12 +160,23 @@ class RootCauseInput(BaseModel):
     incident: IncidentSummary
 
 
+class Hypothesis(BaseModel):
+    text: str
+    severity: Literal["critical", "high", "medium", "low"]
+    area: str
+    """What it is about: errors, latency, quality, resources, logs."""
+
+
 class RootCauseResult(BaseModel):
     log_lines: int
     log_excerpt: list[str]
     metrics: dict[str, dict[str, float]]
     hypotheses: list[str]
     summary: str
+    ranked: list[Hypothesis] = []
+    """The hypotheses with their severity, most severe first (same order as `hypotheses`)."""
+    timeline: list[str] = []
+    """Events leading to the rollback: the rollback's own timeline and the target's log."""
 
 
 class RecoveryPlanInput(BaseModel):
@@ -219,3 +233,27 @@ class EscalationInput(BaseModel):
 
 class EscalationResult(BaseModel):
     notified: list[str]
+
+
+# --- follow-ups ------------------------------------------------------------------------------
+
+
+class FollowUpNoticeInput(BaseModel):
+    ctx: StepContext
+    follow_up: str
+    name: str
+    kind: Literal["due", "reminder", "done", "missed"]
+    actions: list[str]
+    owners: list[RoleHolders]
+    detail: str = ""
+
+
+class BaselineCheckInput(BaseModel):
+    ctx: StepContext
+    criteria: list[HealthCriterion]
+
+
+class BaselineCheckResult(BaseModel):
+    healthy: bool
+    checks: list[CheckResult]
+    summary: str

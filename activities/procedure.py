@@ -1,14 +1,30 @@
 """The rollback's activities: one per step of the plan, plus the decision and escalation messages.
 
 One instance is built by the worker and holds the shared clients (one httpx.AsyncClient for
-every target, the notifier, Redis), so connections are reused across rollbacks.
+every target, the notifier, Redis), so connections are reused across rollbacks. Where each
+target is comes from the settings (`ROLLBACK_…_URL`); what to call there, and how to read the
+metrics, from the policy's `targets` and `metrics` sections (the worker's `ROLLBACK_POLICY`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
 from temporalio import activity
 
+from activities import checks, config, recovery
+from activities.cache import ConfigCache
+from activities.config import ConfigService, ConfigurationRevert
+from activities.flags import FeatureFlags
+from activities.health import Health
+from activities.metrics import MetricsReader, build_provider
 from activities.models import (
+    BaselineCheckInput,
+    BaselineCheckResult,
     ConfigurationRevertInput,
     ConfigurationRevertResult,
     DecisionClosedInput,
@@ -20,6 +36,7 @@ from activities.models import (
     EmergencyStopResult,
     EscalationInput,
     EscalationResult,
+    FollowUpNoticeInput,
     HealthValidationInput,
     HealthValidationResult,
     ProgressInput,
@@ -30,59 +47,266 @@ from activities.models import (
     RootCauseResult,
     StakeholderNotificationInput,
     StakeholderNotificationResult,
+    StepContext,
     TrafficSplit,
 )
+from activities.notify import ConsoleNotifier, Notifier, holders_text, prefix
+from activities.people import Stakeholders
+from activities.rca import LogSource, RootCause
+from activities.services import ServiceControl
+from activities.smoke import SmokeTests
+from activities.targets import Target
+from activities.traffic import COMMAND, LoadBalancer
+from runbook.loading import load_policy
+from runbook.policy import Metrics, Policy, Targets
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def key(ctx: StepContext, step: str, action: str) -> str:
+    """The idempotency key of one change: the same on every retry of the step."""
+    return f"{ctx.rollback_id}/{step}/{action}"
+
+
+def message_key() -> str | None:
+    """One message per scheduled activity, however often it is retried."""
+    if not activity.in_activity():
+        return None
+    info = activity.info()
+    return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
+
+
+def attempt_note() -> str:
+    attempt = activity.info().attempt if activity.in_activity() else 1
+    return f" (attempt {attempt})" if attempt > 1 else ""
 
 
 class RollbackActivities:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        notifier: Notifier | None = None,
+        policy: Policy | None = None,
+    ) -> None:
+        """`policy`: where `targets` and `metrics` come from; the settings' policy file when
+        not given."""
+        self.settings = settings
+        self.policy = policy or load_policy(settings.policy)
+        targets, metrics = _wiring(self.policy, str(settings.policy))
+        self._owns_http = http is None
+        self.http = http or httpx.AsyncClient(timeout=settings.http_timeout)
+        self.notifier: Notifier = notifier or ConsoleNotifier()
+
+        def target(name: str, url: str | None) -> Target:
+            return Target(self.http, name, url or settings.target_url, settings.target_token)
+
+        self.lb = LoadBalancer(target("load balancer", settings.lb_url), targets.traffic_split)
+        self.cache = ConfigCache(
+            settings.redis_url, settings.config_cache_db, settings.http_timeout
+        )
+        self.revert = ConfigurationRevert(
+            targets,
+            ServiceControl(
+                target("service control", settings.services_url),
+                targets.service,
+                targets.service_stop,
+            ),
+            ConfigService(
+                target("configuration service", settings.config_url),
+                targets.configuration,
+                targets.early_stop_field,
+            ),
+            FeatureFlags(target("feature flags", settings.flags_url), targets.feature_flag),
+            self.cache,
+        )
+        self.reader = MetricsReader(
+            build_provider(
+                metrics,
+                target("metrics", settings.metrics_url),
+                target("prometheus", settings.prometheus_url),
+            ),
+            metrics,
+        )
+        smoke = SmokeTests(
+            target("search", settings.search_url),
+            settings.smoke_test_attempts,
+            pause=min(settings.health_poll_interval, 0.5),
+        )
+        self.health = Health(
+            self.reader, smoke, settings.health_poll_interval, margin=settings.http_timeout + 0.5
+        )
+        self.stakeholders = Stakeholders(self.notifier, self.reader)
+        self.root_cause = RootCause(
+            LogSource(target("logs", settings.logs_url), targets.logs),
+            self.reader,
+            timedelta(seconds=settings.log_lookback),
+        )
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every activity, bound to this instance, for `Worker(activities=…)`."""
+        return [
+            self.read_traffic_split,
+            self.emergency_stop,
+            self.configuration_revert,
+            self.health_validation,
+            self.deep_health_validation,
+            self.stakeholder_notification,
+            self.root_cause_analysis,
+            self.recovery_planning,
+            self.request_decision,
+            self.close_decision,
+            self.post_progress,
+            self.escalate,
+            self.check_baseline,
+            self.follow_up_notice,
+        ]
+
+    async def aclose(self) -> None:
+        await self.cache.aclose()
+        await self.notifier.aclose()
+        if self._owns_http:
+            await self.http.aclose()
+
+    # --- Phase 1: Traffic Reversion ---------------------------------------------------------
+
     @activity.defn(name="read_traffic_split")
     async def read_traffic_split(self, inp: ReadSplitInput) -> TrafficSplit:
-        raise NotImplementedError
+        return await self.lb.read(inp.deployment)
 
     @activity.defn(name="emergency_stop")
     async def emergency_stop(self, inp: EmergencyStopInput) -> EmergencyStopResult:
-        raise NotImplementedError
+        ctx = inp.ctx
+        split = await self.lb.revert(ctx.deployment, key(ctx, "emergency_stop", "set_split"))
+        text = (
+            f"{prefix(ctx)}🛑 Emergency stop of {ctx.deployment}: `{COMMAND}` done, "
+            f"confirmed treatment {split.treatment}% / control {split.control}%"
+        )
+        try:
+            await self.notifier.post(ctx.channel, text, key=key(ctx, "emergency_stop", "notify"))
+            notified, told = True, f"{ctx.channel} notified"
+        except Exception as error:  # traffic is back: a failed message must not undo that
+            log.warning(
+                "emergency stop of %s: channel notification failed: %s", ctx.deployment, error
+            )
+            notified, told = False, f"channel notification failed: {error}"
+        return EmergencyStopResult(
+            split=split,
+            confirmed=True,
+            notified=notified,
+            summary=f"`{COMMAND}`: confirmed treatment {split.treatment}% / control "
+            f"{split.control}% on read-back{attempt_note()}; {told}",
+        )
 
     @activity.defn(name="configuration_revert")
     async def configuration_revert(
         self, inp: ConfigurationRevertInput
     ) -> ConfigurationRevertResult:
-        raise NotImplementedError
+        actions = await self.revert.run(inp.ctx)
+        return ConfigurationRevertResult(actions=actions, summary=config.summary(actions))
 
     @activity.defn(name="health_validation")
     async def health_validation(self, inp: HealthValidationInput) -> HealthValidationResult:
-        raise NotImplementedError
+        results = await self.health.until_held(inp.ctx.deployment, inp.criteria, inp.reverted_at)
+        return HealthValidationResult(
+            healthy=all(c.passed for c in results),
+            checks=results,
+            summary=checks.summary(results, "health criteria"),
+        )
+
+    # --- Phase 2: System Stabilization ------------------------------------------------------
 
     @activity.defn(name="deep_health_validation")
     async def deep_health_validation(self, inp: DeepValidationInput) -> DeepValidationResult:
-        raise NotImplementedError
+        watched = self.policy.health_criteria if inp.criteria is None else inp.criteria
+        observe = inp.validation.observe_for * self.settings.observe_scale
+        results = await self.health.deep(inp.ctx.deployment, inp.validation, watched, observe)
+        return DeepValidationResult(
+            healthy=all(c.passed for c in results),
+            checks=results,
+            summary=checks.summary(results, "checks")
+            + f" (observed {observe.total_seconds():g} s)",
+        )
 
     @activity.defn(name="stakeholder_notification")
     async def stakeholder_notification(
         self, inp: StakeholderNotificationInput
     ) -> StakeholderNotificationResult:
-        raise NotImplementedError
+        return await self.stakeholders.notify(inp)
+
+    # --- Phase 3: Investigation & Recovery --------------------------------------------------
 
     @activity.defn(name="root_cause_analysis")
     async def root_cause_analysis(self, inp: RootCauseInput) -> RootCauseResult:
-        raise NotImplementedError
+        return await self.root_cause.analyse(inp)
 
     @activity.defn(name="recovery_planning")
     async def recovery_planning(self, inp: RecoveryPlanInput) -> RecoveryPlanResult:
-        raise NotImplementedError
+        markdown = recovery.plan(inp)
+        await self.notifier.post(
+            inp.ctx.channel,
+            f"{prefix(inp.ctx)}{markdown}",
+            key=key(inp.ctx, "recovery_planning", "post"),
+        )
+        return RecoveryPlanResult(markdown=markdown, summary=recovery.summary(inp))
+
+    # --- messages -------------------------------------------------------------------------
 
     @activity.defn(name="request_decision")
     async def request_decision(self, inp: DecisionRequestInput) -> DecisionMessage:
-        raise NotImplementedError
+        return await self.notifier.request_decision(inp, key=message_key())
 
     @activity.defn(name="close_decision")
     async def close_decision(self, inp: DecisionClosedInput) -> None:
-        raise NotImplementedError
+        await self.notifier.close_decision(inp, key=message_key())
 
     @activity.defn(name="post_progress")
     async def post_progress(self, inp: ProgressInput) -> None:
-        raise NotImplementedError
+        await self.notifier.post(inp.ctx.channel, f"{prefix(inp.ctx)}{inp.text}", key=message_key())
 
     @activity.defn(name="escalate")
     async def escalate(self, inp: EscalationInput) -> EscalationResult:
-        raise NotImplementedError
+        return EscalationResult(notified=await self.notifier.escalate(inp, key=message_key()))
+
+    # --- post-rollback follow-ups -----------------------------------------------------------
+
+    @activity.defn(name="check_baseline")
+    async def check_baseline(self, inp: BaselineCheckInput) -> BaselineCheckResult:
+        results = await self.health.once(inp.ctx.deployment, inp.criteria)
+        return BaselineCheckResult(
+            healthy=all(c.passed for c in results),
+            checks=results,
+            summary=checks.summary(results, "baseline criteria"),
+        )
+
+    @activity.defn(name="follow_up_notice")
+    async def follow_up_notice(self, inp: FollowUpNoticeInput) -> None:
+        heading = {
+            "due": "is due",
+            "reminder": "reminder: still open",
+            "done": "done",
+            "missed": "missed",
+        }[inp.kind]
+        lines = [
+            f"{prefix(inp.ctx)}📋 {inp.name} for {inp.ctx.deployment}: {heading}",
+            *(f"- {action}" for action in inp.actions),
+            f"Owner: {holders_text(inp.owners)}",
+        ]
+        if inp.detail:
+            lines.append(inp.detail)
+        await self.notifier.post(inp.ctx.channel, "\n".join(lines), key=message_key())
+
+
+def _wiring(policy: Policy, source: str) -> tuple[Targets, Metrics]:
+    missing = [name for name in ("targets", "metrics") if getattr(policy, name) is None]
+    if missing:
+        raise ValueError(
+            f"{source}: the policy has no {' and no '.join(missing)} section; the activities "
+            "need them to reach the targets (see policies/sprint-1.yaml)"
+        )
+    assert policy.targets is not None and policy.metrics is not None
+    return policy.targets, policy.metrics

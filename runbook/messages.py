@@ -141,3 +141,53 @@ class RollbackStatus(BaseModel):
     response_times: list[ResponseTime]
     intervals: dict[str, float] = {}
     """trigger_to_decision, decision_to_traffic_reversion, … in seconds, as measured so far."""
+    follow_ups_id: str | None = None
+    """The workflow running the post-rollback follow-ups, once scheduled."""
+
+
+# --- post-rollback follow-ups ---------------------------------------------------------------
+
+ACK_UPDATE = "acknowledge"
+ACK_SIGNAL = "acknowledgement"
+INCIDENT_SIGNAL = "incident"
+FollowUpState = Literal["scheduled", "due", "reminded", "escalated", "done", "missed"]
+
+
+def follow_ups_id(deployment: str) -> str:
+    return f"follow-ups-{deployment}"
+
+
+class FollowUpsInput(BaseModel):
+    deployment: str
+    policy: Policy
+    options: RollbackOptions = RollbackOptions()
+    reverted_at: datetime
+    rollback_id: str
+
+
+class FollowUpAck(BaseModel):
+    follow_up: str
+    person: str
+    via: str = "cli"
+    note: str = ""
+    request_id: str | None = None
+
+
+class FollowUpItem(BaseModel):
+    id: str
+    name: str
+    owner: str
+    check: str
+    due_at: datetime
+    state: FollowUpState = "scheduled"
+    done_by: str | None = None
+    done_at: datetime | None = None
+    detail: str = ""
+
+
+class FollowUpsStatus(BaseModel):
+    deployment: str
+    reverted_at: datetime
+    items: list[FollowUpItem]
+    incidents: list[TimelineEntry]
+    timeline: list[TimelineEntry]

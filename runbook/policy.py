@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from runbook.durations import Duration, NonNegativeDuration, PositiveDuration
 
@@ -197,6 +197,9 @@ class FollowUp(_Strict):
     after: PositiveDuration
     owner: str = Field(description="role that owns the follow-up")
     actions: list[str]
+    check: Literal["acknowledge", "baseline", "no_new_incident"] = "acknowledge"
+    """acknowledge: the owner confirms it is done; baseline: every health criterion holds;
+    no_new_incident: no trigger for the deployment since the rollback."""
     remind_after: PositiveDuration | None = None
     escalate_after: PositiveDuration | None = None
 
@@ -208,6 +211,72 @@ class AlertRouting(_Strict):
     trigger_label: str = "trigger"
     names: dict[str, str] = {}
     """alertname → trigger id, for alerts that carry no trigger label."""
+
+
+class Targets(_Strict):
+    """Where the steps act: paths on each target's base URL (the `ROLLBACK_…_URL` settings).
+
+    `{deployment}`, `{service}` and `{flag}` are replaced; the answers are the simulator's JSON
+    (a split is `{treatment, control}`, a flag `{enabled}`, a service `{status}`).
+    """
+
+    traffic_split: str
+    configuration: str
+    early_stop_field: str
+    service: str
+    service_stop: str
+    services_to_stop: list[str]
+    feature_flag: str
+    flags_to_disable: list[str]
+    logs: str
+
+
+def _query_shorthand(value: Any) -> Any:
+    """`error_rate: total.error_rate` in YAML means `{query: total.error_rate}`."""
+    return {"query": value} if isinstance(value, str) else value
+
+
+class MetricQuery(_Strict):
+    query: str
+    """A dotted path into the JSON answer (http_json) or a PromQL instant query (prometheus);
+    `{deployment}` (and `{variant}` among `variants`) are replaced."""
+    scale: float = 1.0
+    """The answer is multiplied by this (a percentage read as a ratio: 0.01)."""
+
+
+MetricQueries = dict[str, Annotated[MetricQuery, BeforeValidator(_query_shorthand)]]
+
+
+class MetricsSource(_Strict):
+    url: str | None = None
+    """http_json: the JSON document's path on ROLLBACK_METRICS_URL, `{deployment}` replaced."""
+    metrics: MetricQueries
+    """By metric name, as health_criteria, deep_validation.quality and notifications.impact
+    name them."""
+    baselines: MetricQueries = {}
+    """The baseline of a metric that a `relative_to_baseline` criterion compares against."""
+    variants: MetricQueries = {}
+    """One variant's figures (`{variant}`: treatment or control), for the root cause analysis."""
+
+
+class Metrics(_Strict):
+    provider: Literal["http_json", "prometheus"]
+    http_json: MetricsSource | None = None
+    prometheus: MetricsSource | None = None
+
+    @model_validator(mode="after")
+    def _provider_is_described(self) -> Metrics:
+        source = getattr(self, self.provider)
+        if source is None:
+            raise ValueError(f"provider is {self.provider}, but there is no {self.provider} block")
+        if self.provider == "http_json" and not source.url:
+            raise ValueError("the http_json block needs `url`, the JSON document's path")
+        return self
+
+    def source(self) -> MetricsSource:
+        source: MetricsSource | None = getattr(self, self.provider)
+        assert source is not None  # checked when the policy was read
+        return source
 
 
 class Policy(_Strict):
@@ -231,6 +300,30 @@ class Policy(_Strict):
     recovery_targets: list[RecoveryTarget]
     follow_ups: list[FollowUp]
     alerts: AlertRouting = AlertRouting()
+    targets: Targets | None = None
+    metrics: Metrics | None = None
+
+    @model_validator(mode="after")
+    def _metrics_cover_every_check(self) -> Policy:
+        if self.metrics is None:
+            return self
+        source = self.metrics.source()
+        where = f"metrics.{self.metrics.provider}"
+        needed = {
+            *(f"metrics.{c.metric}" for c in self.health_criteria),
+            *(f"baselines.{c.metric}" for c in self.health_criteria if c.relative_to_baseline),
+            *(f"metrics.{q.metric}" for q in self.deep_validation.quality),
+        }
+        defined = {f"metrics.{m}" for m in source.metrics} | {
+            f"baselines.{m}" for m in source.baselines
+        }
+        missing = sorted(needed - defined)
+        if missing:
+            raise ValueError(
+                f"{where} has no query for {', '.join(missing)} "
+                "(named by health_criteria or deep_validation.quality)"
+            )
+        return self
 
     def steps(self) -> list[Step]:
         return [step for phase in self.procedure for step in phase.steps]

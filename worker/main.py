@@ -9,7 +9,7 @@ from temporalio.worker import Worker
 
 from activities.procedure import RollbackActivities
 from worker.settings import Settings
-from workflows.rollback import RollbackWorkflow
+from workflows.registry import WORKFLOWS
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ def build_worker(client: Client, settings: Settings, activities: RollbackActivit
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RollbackWorkflow],
+        workflows=WORKFLOWS,
         activities=activities.activities(),
     )
 

@@ -40,6 +40,41 @@ class Settings(BaseSettings):
     )
     ui_url: str = Field("http://127.0.0.1:8233", description="Temporal Web UI, for links")
 
+    # --- the targets a rollback acts on; the defaults are the simulator's (`rollback up`) ----
+    target_url: str = Field(
+        "http://127.0.0.1:8100",
+        description="base URL of every target (load balancer, config, flags, services, search, "
+        "logs, metrics) unless its own setting below overrides it",
+    )
+    lb_url: str | None = Field(None, description="load balancer admin API")
+    config_url: str | None = Field(None, description="configuration service")
+    flags_url: str | None = Field(None, description="feature-flag service")
+    services_url: str | None = Field(None, description="service control (systemctl)")
+    search_url: str | None = Field(None, description="the search endpoint the smoke tests hit")
+    logs_url: str | None = Field(None, description="log search, for the root cause analysis")
+    metrics_url: str | None = Field(None, description="the http_json metrics provider")
+    prometheus_url: str = Field(
+        "http://127.0.0.1:9090", description="the prometheus metrics provider (HTTP API)"
+    )
+    target_token: str | None = Field(None, description="bearer token sent to every target")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="the configuration cache")
+    config_cache_db: int = Field(
+        1, ge=0, description="the Redis database Step 2 flushes; no other database is touched"
+    )
+    http_timeout: float = Field(2.0, gt=0, description="seconds per call to a target")
+    health_poll_interval: float = Field(
+        1.0, gt=0, description="seconds between two readings while health checks wait"
+    )
+    observe_scale: float = Field(
+        1.0, ge=0, description="multiplies deep_validation.observe_for (shorter in drills/tests)"
+    )
+    smoke_test_attempts: int = Field(
+        3, ge=1, description="tries per smoke test (the search endpoint fails at its error rate)"
+    )
+    log_lookback: float = Field(
+        3600.0, gt=0, description="seconds of logs before the trigger that Step 6 gathers"
+    )
+
 
 def load_settings() -> Settings:
     return Settings()

@@ -1,0 +1,159 @@
+"""How a rollback talks to people: the `Notifier` protocol, plain-text messages, and the
+console notifier (the demo prints its lines; tests read `sent`).
+
+A Slack notifier implements the same protocol with Block Kit (activities/slack_messages.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from activities.models import (
+    DecisionClosedInput,
+    DecisionMessage,
+    DecisionRequestInput,
+    EscalationInput,
+    RoleHolders,
+    StepContext,
+)
+
+Kind = Literal["post", "decision_request", "decision_outcome", "escalation"]
+
+
+class Notifier(Protocol):
+    """`key` names a message across retries of the activity that sends it: a notifier that
+    sees the same key again must not send it twice."""
+
+    async def post(self, channel: str, text: str, *, key: str | None = None) -> str | None:
+        """Send `text`; the message's id (Slack's `ts`) when there is one."""
+        ...
+
+    async def request_decision(
+        self, inp: DecisionRequestInput, *, key: str | None = None
+    ) -> DecisionMessage: ...
+
+    async def close_decision(self, inp: DecisionClosedInput, *, key: str | None = None) -> None:
+        """Mark the decision request (`inp.message`) as decided."""
+        ...
+
+    async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
+        """Tell the escalation path; the ids of the people told."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# --- the messages, as text -----------------------------------------------------------------
+
+
+def prefix(ctx: StepContext) -> str:
+    return "[DRILL] " if ctx.drill else ""
+
+
+def holders_text(holders: list[RoleHolders]) -> str:
+    """ "Sprint DRI: Sprint DRI (Backend), Sprint DRI (Search); QA DRI: QA DRI"."""
+    parts = []
+    for holder in holders:
+        people = ", ".join(p.name for p in holder.people) or "nobody on the roster"
+        parts.append(f"{holder.role_name}: {people}")
+    return "; ".join(parts) or "nobody"
+
+
+def decision_request_text(inp: DecisionRequestInput) -> str:
+    default = "the rollback starts" if inp.default_action == "rollback" else "the canary continues"
+    evidence = ", ".join(f"{k}={v}" for k, v in sorted(inp.evidence.items())) or "none given"
+    lines = [
+        f"{prefix(inp.ctx)}⚖️ Rollback decision needed for {inp.ctx.deployment}: "
+        f"{inp.trigger_name} at {inp.phase}% canary.",
+        f"Reason: {inp.reason or 'not given'}. Evidence: {evidence}.",
+        f"Who may decide: {inp.approver_text} ({holders_text(inp.deciders)}).",
+        f"Deadline: {inp.deadline:%H:%M:%S} UTC; if nobody decides by then, {default}.",
+        f"Decide: rollback decide {inp.ctx.deployment} approve|deny --person <id>"
+        + (" (or investigating, to extend the window)" if inp.can_investigate else ""),
+    ]
+    if inp.links:
+        lines.insert(2, "Links: " + " ".join(inp.links))
+    return "\n".join(lines)
+
+
+def decision_outcome_text(inp: DecisionClosedInput) -> str:
+    who = ", ".join(inp.decided_by) or "nobody"
+    return (
+        f"{prefix(inp.ctx)}Decision for {inp.ctx.deployment}: {inp.outcome} "
+        f"(by {who}, {inp.at:%H:%M:%S} UTC)"
+    )
+
+
+def escalation_text(inp: EscalationInput) -> str:
+    step = f" ({inp.ctx.step_name})" if inp.ctx.step_name not in ("", "Escalation") else ""
+    return (
+        f"{prefix(inp.ctx)}🚨 Escalation for {inp.ctx.deployment}{step}: {inp.reason}\n"
+        f"Escalation path: {holders_text(inp.holders)}"
+    )
+
+
+def people_of(holders: list[RoleHolders]) -> list[str]:
+    return list(dict.fromkeys(p.id for h in holders for p in h.people))
+
+
+# --- the console notifier --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    kind: Kind
+    channel: str
+    text: str
+    key: str | None
+    ts: str
+    at: datetime
+
+
+class ConsoleNotifier:
+    """Logs each message as readable lines and keeps it in `sent`."""
+
+    REMEMBERED_KEYS = 10_000
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.log = logger or logging.getLogger("rollback.notify")
+        self.sent: list[SentMessage] = []
+        self._by_key: OrderedDict[str, str] = OrderedDict()
+
+    def texts(self, kind: Kind | None = None) -> list[str]:
+        return [m.text for m in self.sent if kind is None or m.kind == kind]
+
+    async def post(self, channel: str, text: str, *, key: str | None = None) -> str | None:
+        return self._send("post", channel, text, key)
+
+    async def request_decision(
+        self, inp: DecisionRequestInput, *, key: str | None = None
+    ) -> DecisionMessage:
+        ts = self._send("decision_request", inp.ctx.channel, decision_request_text(inp), key)
+        return DecisionMessage(channel=inp.ctx.channel, ts=ts)
+
+    async def close_decision(self, inp: DecisionClosedInput, *, key: str | None = None) -> None:
+        channel = inp.message.channel if inp.message else inp.ctx.channel
+        self._send("decision_outcome", channel, decision_outcome_text(inp), key)
+
+    async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
+        self._send("escalation", inp.ctx.channel, escalation_text(inp), key)
+        return people_of(inp.holders)
+
+    async def aclose(self) -> None:
+        return None
+
+    def _send(self, kind: Kind, channel: str, text: str, key: str | None) -> str:
+        if key is not None and key in self._by_key:
+            return self._by_key[key]
+        ts = f"{len(self.sent) + 1}"
+        self.sent.append(SentMessage(kind, channel, text, key, ts, datetime.now(UTC)))
+        if key is not None:
+            self._by_key[key] = ts
+            while len(self._by_key) > self.REMEMBERED_KEYS:
+                self._by_key.popitem(last=False)
+        self.log.info("%s %s", channel, text.replace("\n", "\n    "))
+        return ts

@@ -1,0 +1,161 @@
+"""Step 5, Stakeholder Notification: who hears about the rollback, decided from measurements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from temporalio.exceptions import ApplicationError
+
+from activities.checks import number
+from activities.metrics import MetricsReader
+from activities.models import (
+    AudienceResult,
+    IncidentSummary,
+    StakeholderNotificationInput,
+    StakeholderNotificationResult,
+)
+from activities.notify import Notifier, prefix
+from runbook.policy import Audience, Impact
+
+STEP = "stakeholder_notification"
+AFFECTED_SHARE = "affected_share"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    occurred: bool | None
+    """None: it could not be measured."""
+    why: str
+
+
+async def business_impact(
+    reader: MetricsReader, incident: IncidentSummary, impact: Impact
+) -> Verdict:
+    """The share of all queries that failed: the policy's `affected_share` metric, or the
+    treatment's error rate times the treatment's share of traffic."""
+    limit = impact.business_impact_affected_share
+    if reader.defines(AFFECTED_SHARE):
+        share = (await reader.read(incident.deployment, [AFFECTED_SHARE])).values[AFFECTED_SHARE]
+        how = "of queries failed"
+    else:
+        rate = (await reader.variant(incident.deployment, "treatment", ["error_rate"])).get(
+            "error_rate"
+        )
+        phase = incident.phase if incident.phase is not None else 100
+        share = None if rate is None else rate * phase / 100
+        how = f"of queries failed (treatment error rate {number(rate)} on {phase}% of traffic)"
+    if share is None:
+        return Verdict(None, "business impact could not be measured")
+    occurred = share > limit
+    return Verdict(occurred, f"{share:.3%} {how}, {'>' if occurred else '<='} {limit:.2%}")
+
+
+async def sla_breach(reader: MetricsReader, incident: IncidentSummary, impact: Impact) -> Verdict:
+    """The SLA metric of the treatment (what users on the canary got), else of all traffic."""
+    name = impact.sla_breach_metric
+    value = (await reader.variant(incident.deployment, "treatment", [name])).get(name)
+    if value is None and reader.defines(name):
+        value = (await reader.read(incident.deployment, [name])).values[name]
+    if value is None:
+        return Verdict(None, f"{name} could not be measured")
+    breached = value < impact.sla_breach_below
+    return Verdict(
+        breached, f"{name} {number(value)} {'<' if breached else '>='} {impact.sla_breach_below:g}"
+    )
+
+
+class Stakeholders:
+    def __init__(self, notifier: Notifier, reader: MetricsReader) -> None:
+        self.notifier = notifier
+        self.reader = reader
+
+    async def notify(self, inp: StakeholderNotificationInput) -> StakeholderNotificationResult:
+        impact = inp.notifications.impact
+        verdicts = {
+            "always": Verdict(True, "always told"),
+            "business_impact": await business_impact(self.reader, inp.incident, impact),
+            "sla_breach": await sla_breach(self.reader, inp.incident, impact),
+        }
+        figures = await self._figures(inp.incident.deployment)
+        results: list[AudienceResult] = []
+        retry: Exception | None = None
+        for audience in inp.notifications.audiences:
+            verdict = verdicts[audience.when]
+            result = AudienceResult(
+                audience=audience.id, channel=audience.channel, sent=False, reason=""
+            )
+            results.append(result)
+            if verdict.occurred is False:
+                result.reason = f"not sent: no {audience.when.replace('_', ' ')} ({verdict.why})"
+                continue
+            if audience.approval is not None:
+                authority = audience.approval.replace("_", "-")
+                result.reason = f"held: wording needs approval by the {authority} authority"
+                continue
+            text = message(inp, audience, verdict, figures, verdicts)
+            key = f"{inp.ctx.rollback_id}/{STEP}/{audience.id}"
+            try:
+                await self.notifier.post(audience.channel, text, key=key)
+            except ApplicationError as error:
+                if not error.non_retryable:
+                    retry = error
+                result.reason = f"failed: {error}"
+                continue
+            except Exception as error:  # a notifier's own failure: retry the step
+                retry = error
+                result.reason = f"failed: {error}"
+                continue
+            result.sent, result.sent_at = True, datetime.now(UTC)
+            sure = "" if verdict.occurred else " (unmeasured, so told)"
+            result.reason = f"sent: {verdict.why}{sure}"
+        if retry is not None:
+            raise retry  # the audiences already told are not told twice (same keys)
+        sent = [r.sent_at for r in results if r.sent_at is not None]
+        return StakeholderNotificationResult(
+            audiences=results,
+            first_sent_at=min(sent) if sent else None,
+            summary=summary(inp, results),
+        )
+
+    async def _figures(self, deployment: str) -> dict[str, float | None]:
+        names = [n for n in self.reader.source.metrics if n != AFFECTED_SHARE]
+        return (await self.reader.read(deployment, names)).values
+
+
+def message(
+    inp: StakeholderNotificationInput,
+    audience: Audience,
+    verdict: Verdict,
+    figures: dict[str, float | None],
+    verdicts: dict[str, Verdict],
+) -> str:
+    incident = inp.incident
+    phase = f" at {incident.phase}%" if incident.phase is not None else ""
+    times = ", ".join(
+        f"{t.name}: {t.seconds:.1f} s (target {t.target_seconds:g} s)"
+        for t in incident.response_times
+        if t.seconds is not None
+    )
+    now = ", ".join(f"{name} {number(value)}" for name, value in figures.items())
+    lines = [
+        f"{prefix(inp.ctx)}Rollback of {incident.deployment}: {incident.trigger_name}{phase}"
+        + (f", {incident.reason}" if incident.reason else ""),
+        f"For {audience.name}: {audience.content}.",
+        f"Decided by {', '.join(incident.decided_by) or 'nobody'}; traffic is back on control.",
+        f"Now: {now}.",
+        f"Impact: {verdicts['business_impact'].why}; SLA: {verdicts['sla_breach'].why}.",
+    ]
+    if times:
+        lines.append(f"Response times: {times}.")
+    if audience.when != "always":
+        lines.append(f"Why you: {verdict.why}.")
+    return "\n".join(lines)
+
+
+def summary(inp: StakeholderNotificationInput, results: list[AudienceResult]) -> str:
+    names = {a.id: a.name for a in inp.notifications.audiences}
+    sent = [f"{names[r.audience]} ({r.channel})" for r in results if r.sent]
+    other = [f"{names[r.audience]}: {r.reason}" for r in results if not r.sent]
+    head = f"sent to {', '.join(sent)}" if sent else "nobody told"
+    return "; ".join([head, *other])

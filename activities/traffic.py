@@ -1,0 +1,48 @@
+"""The load balancer: read the traffic split, send all of it back to control."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activities.models import TrafficSplit
+from activities.targets import Target, fill, not_confirmed
+
+ALL_ON_CONTROL = TrafficSplit(treatment=0, control=100)
+COMMAND = "traffic-split --treatment 0 --control 100"
+
+
+class LoadBalancer:
+    def __init__(self, target: Target, split_path: str) -> None:
+        self.target = target
+        self.split_path = split_path
+
+    async def read(self, deployment: str) -> TrafficSplit:
+        data = await self.target.get(self._path(deployment))
+        return self._split(data)
+
+    async def set(self, deployment: str, split: TrafficSplit, key: str) -> TrafficSplit:
+        data = await self.target.call(
+            "PUT", self._path(deployment), json=split.model_dump(), key=key
+        )
+        return self._split(data)
+
+    async def revert(self, deployment: str, key: str) -> TrafficSplit:
+        """All traffic to control, confirmed by reading it back (a retry is harmless)."""
+        await self.set(deployment, ALL_ON_CONTROL, key)
+        confirmed = await self.read(deployment)
+        if confirmed != ALL_ON_CONTROL:
+            raise not_confirmed(
+                f"load balancer at {self.target.base_url} still reports treatment "
+                f"{confirmed.treatment}% / control {confirmed.control}% for {deployment} "
+                f"after `{COMMAND}`"
+            )
+        return confirmed
+
+    def _path(self, deployment: str) -> str:
+        return fill(self.split_path, deployment=deployment)
+
+    def _split(self, data: dict[str, Any]) -> TrafficSplit:
+        return TrafficSplit(
+            treatment=self.target.field(data, "treatment", int),
+            control=self.target.field(data, "control", int),
+        )

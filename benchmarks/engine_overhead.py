@@ -26,7 +26,7 @@ from runbook.messages import DecisionInput, RollbackOptions, TriggerEvent
 from tests.workflows.standins import StandIns
 from worker.binaries import temporal_cli
 from workflows import operations, search_attributes
-from workflows.rollback import RollbackWorkflow
+from workflows.registry import WORKFLOWS
 
 
 async def main(runs: int) -> None:
@@ -41,7 +41,7 @@ async def main(runs: int) -> None:
         async with Worker(
             env.client,
             task_queue=task_queue,
-            workflows=[RollbackWorkflow],
+            workflows=WORKFLOWS,
             activities=standins.activities(),
         ):
             to_stop: list[float] = []

@@ -14,7 +14,8 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -27,11 +28,9 @@ with workflow.unsafe.imports_passed_through():
         EscalationInput,
         HealthValidationInput,
         IncidentSummary,
-        PersonRef,
         ProgressInput,
         ReadSplitInput,
         RecoveryPlanInput,
-        RoleHolders,
         RootCauseInput,
         RootCauseResult,
         StakeholderNotificationInput,
@@ -44,10 +43,12 @@ with workflow.unsafe.imports_passed_through():
     from runbook.messages import (
         DECIDE_UPDATE,
         DECISION_SIGNAL,
+        INCIDENT_SIGNAL,
         STATUS_QUERY,
         TRIGGER_SIGNAL,
         DecisionInput,
         DecisionReply,
+        FollowUpsInput,
         OpenDecision,
         RollbackInput,
         RollbackState,
@@ -55,9 +56,12 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         TimelineEntry,
         TriggerEvent,
+        follow_ups_id,
     )
     from runbook.timing import intervals, response_times, step_timing
     from workflows import search_attributes as sa
+    from workflows.follow_ups import FollowUpsWorkflow
+    from workflows.people import role_holders
 
 Verdict = Literal["rollback", "deny"]
 R = TypeVar("R")
@@ -94,6 +98,7 @@ class RollbackWorkflow:
         self._escalations = 0
         self._replies: dict[str, DecisionReply] = {}
         self._deliveries: set[str] = set()
+        self._follow_ups_id: str | None = None
 
     # --- entry points ------------------------------------------------------------------
 
@@ -199,6 +204,7 @@ class RollbackWorkflow:
             steps=self._steps,
             response_times=response_times(self._policy, self._instants, self._mode, final),
             intervals=intervals(self._instants),
+            follow_ups_id=self._follow_ups_id,
         )
 
     # --- the decision ------------------------------------------------------------------
@@ -366,7 +372,7 @@ class RollbackWorkflow:
             links=event.links,
             approvers=res.approvers,
             approver_text=approvers,
-            deciders=self._holders(sorted({r for s in res.approvers for r in s})),
+            deciders=role_holders(self._policy, sorted({r for s in res.approvers for r in s})),
             deadline=decision.deadline,
             default_action=res.default_action,
             can_investigate=decision.extend_until is not None,
@@ -538,7 +544,7 @@ class RollbackWorkflow:
                 ctx=self._ctx(),
                 incident=self._incident(),
                 root_cause=rca,
-                owners=self._holders(list(self._policy.roles)),
+                owners=role_holders(self._policy, list(self._policy.roles)),
             ),
         )
         self._outcome = "rolled back" if stop is not None else "traffic reversion failed"
@@ -547,9 +553,37 @@ class RollbackWorkflow:
             await self._watch_after_rollback()
         self._set_state("rolled_back" if stop is not None else "failed")
 
+    async def _start_follow_ups(self) -> ChildWorkflowHandle[Any, Any] | None:
+        """The week of follow-ups runs apart, so the next canary can start a new rollback."""
+        reverted = self._instants["traffic_reverted"]
+        child_id = f"{follow_ups_id(self._inp.deployment)}-{reverted:%Y%m%dT%H%M%S}"
+        try:
+            handle = await workflow.start_child_workflow(
+                FollowUpsWorkflow.run,
+                FollowUpsInput(
+                    deployment=self._inp.deployment,
+                    policy=self._policy,
+                    options=self._inp.options,
+                    reverted_at=reverted,
+                    rollback_id=workflow.info().workflow_id,
+                ),
+                id=child_id,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=self._summary(
+                    f"Follow-ups of the rollback of {self._inp.deployment}"
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            self._record("follow_ups", f"follow-ups {child_id} already running")
+            return None
+        self._follow_ups_id = child_id
+        self._record("follow_ups", f"post-rollback follow-ups scheduled: {child_id}")
+        return handle
+
     async def _watch_after_rollback(self) -> None:
         """A trigger soon after a rollback is a new incident, not a second rollback."""
         self._set_state("following_up")
+        follow_ups = await self._start_follow_ups()
         until = workflow.now() + self._policy.decisions.after_rollback_watch
         while (remaining := until - workflow.now()) > timedelta(0):
             try:
@@ -580,6 +614,8 @@ class RollbackWorkflow:
                     f"{format_duration(self._policy.decisions.after_rollback_watch)} "
                     "of the rollback: treat as a new incident"
                 )
+                if follow_ups is not None:
+                    await follow_ups.signal(INCIDENT_SIGNAL, event)
             self._inbox.clear()
         self._record("watch_ended", "stability watch after the rollback ended")
 
@@ -646,7 +682,7 @@ class RollbackWorkflow:
         inp = EscalationInput(
             ctx=self._ctx("Escalation"),
             reason=reason,
-            holders=self._holders(self._policy.escalation_path),
+            holders=role_holders(self._policy, self._policy.escalation_path),
         )
         self._spawn(self._quietly("escalation", RollbackActivities.escalate, inp))
 
@@ -735,23 +771,6 @@ class RollbackWorkflow:
             drill=self._inp.options.drill,
             step_name=step_name or (self._steps[-1].name if self._steps else ""),
         )
-
-    def _holders(self, roles: list[str]) -> list[RoleHolders]:
-        return [
-            RoleHolders(
-                role=role,
-                role_name=self._policy.role_name(role),
-                people=[
-                    PersonRef(
-                        id=p,
-                        name=self._policy.people[p].name,
-                        slack_user_id=self._policy.people[p].slack_user_id,
-                    )
-                    for p in self._policy.people_with_role(role)
-                ],
-            )
-            for role in roles
-        ]
 
     def _incident(self) -> IncidentSummary:
         trigger = self._trigger or ""

@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.workflows.standins import StandIns
-from workflows.rollback import RollbackWorkflow
+from workflows.registry import WORKFLOWS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,7 +76,7 @@ async def live(local_env: WorkflowEnvironment) -> AsyncIterator[Live]:
     async with Worker(
         local_env.client,
         task_queue=task_queue,
-        workflows=[RollbackWorkflow],
+        workflows=WORKFLOWS,
         activities=standins.activities(),
     ):
         yield Live(local_env.client, env, standins)

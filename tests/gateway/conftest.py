@@ -19,7 +19,7 @@ from tests.gateway.slack_standin import SlackServer, SlackStandIn
 from tests.workflows.standins import StandIns
 from worker.settings import Settings
 from workflows import operations
-from workflows.rollback import RollbackWorkflow
+from workflows.registry import WORKFLOWS
 
 TOKEN = "alert-t0ken"
 SECRET = "slack-s3cret"
@@ -45,7 +45,7 @@ class Gateway:
         return Worker(
             self.client,
             task_queue=self.settings.task_queue,
-            workflows=[RollbackWorkflow],
+            workflows=WORKFLOWS,
             activities=self.standins.activities(),
         )
 

@@ -23,6 +23,7 @@ from runbook.messages import (
 from runbook.policy import Policy
 from tests.workflows.standins import StandIns
 from workflows import operations
+from workflows.registry import WORKFLOWS
 from workflows.rollback import RollbackWorkflow
 
 
@@ -93,7 +94,7 @@ async def rig(
     async with Worker(
         env.client,
         task_queue=task_queue,
-        workflows=[RollbackWorkflow],
+        workflows=WORKFLOWS,
         activities=standins.activities(),
     ):
         r = Rig(env.client, task_queue, policy, standins, f"search-{uuid4().hex[:8]}", ui_metadata)
@@ -102,10 +103,19 @@ async def rig(
         finally:
             # A workflow left waiting on a timer would hold the time-skipping server's clock
             # once its worker is gone.
-            handle = env.client.get_workflow_handle(f"rollback-{r.deployment}")
-            with contextlib.suppress(Exception):
-                await handle.terminate("test finished")
+            await terminate_rollback(env.client, r.deployment)
 
 
 def kinds(status: RollbackStatus) -> list[str]:
     return [entry.kind for entry in status.timeline]
+
+
+async def terminate_rollback(client: Client, deployment: str) -> None:
+    """End a test's rollback and its follow-ups, so no timer of theirs outlives the test."""
+    handle = client.get_workflow_handle(f"rollback-{deployment}")
+    with contextlib.suppress(Exception):
+        follow_ups = (await operations.status(client, deployment)).follow_ups_id
+        if follow_ups:
+            await client.get_workflow_handle(follow_ups).terminate("test finished")
+    with contextlib.suppress(Exception):
+        await handle.terminate("test finished")

@@ -14,6 +14,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.models import (
+    BaselineCheckInput,
+    BaselineCheckResult,
     ConfigurationRevertInput,
     ConfigurationRevertResult,
     DecisionClosedInput,
@@ -25,6 +27,7 @@ from activities.models import (
     EmergencyStopResult,
     EscalationInput,
     EscalationResult,
+    FollowUpNoticeInput,
     HealthValidationInput,
     HealthValidationResult,
     ProgressInput,
@@ -44,6 +47,7 @@ class StandIns:
     treatment: int | None = None
     """The live split's treatment share; None makes the load balancer unreadable."""
     unhealthy: bool = False
+    baseline_healthy: bool = True
     emergency_stop_delay: float = 0.0
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -67,6 +71,8 @@ class StandIns:
             self.close_decision,
             self.post_progress,
             self.escalate,
+            self.check_baseline,
+            self.follow_up_notice,
         ]
 
     @activity.defn(name="read_traffic_split")
@@ -145,3 +151,13 @@ class StandIns:
     async def escalate(self, inp: EscalationInput) -> EscalationResult:
         self.calls.append(("escalate", inp))
         return EscalationResult(notified=[])
+
+    @activity.defn(name="check_baseline")
+    async def check_baseline(self, inp: BaselineCheckInput) -> BaselineCheckResult:
+        self.calls.append(("check_baseline", inp))
+        summary = "all within baseline" if self.baseline_healthy else "p99 latency 1.4× baseline"
+        return BaselineCheckResult(healthy=self.baseline_healthy, checks=[], summary=summary)
+
+    @activity.defn(name="follow_up_notice")
+    async def follow_up_notice(self, inp: FollowUpNoticeInput) -> None:
+        self.calls.append(("follow_up_notice", inp))

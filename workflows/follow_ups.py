@@ -1,0 +1,278 @@
+"""FollowUpsWorkflow: the plan's post-rollback procedures on durable timers.
+
+Started by the rollback once traffic is back on control, with an ID of its own, so that the
+deployment's next canary can start a new rollback while these run for a week.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import (
+        BaselineCheckInput,
+        EscalationInput,
+        FollowUpNoticeInput,
+        StepContext,
+    )
+    from activities.procedure import RollbackActivities
+    from runbook.messages import (
+        ACK_SIGNAL,
+        ACK_UPDATE,
+        INCIDENT_SIGNAL,
+        STATUS_QUERY,
+        DecisionReply,
+        FollowUpAck,
+        FollowUpItem,
+        FollowUpsInput,
+        FollowUpsStatus,
+        TimelineEntry,
+        TriggerEvent,
+    )
+    from workflows.people import role_holders
+
+FINAL = ("done", "missed")
+MESSAGE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+
+
+@workflow.defn
+class FollowUpsWorkflow:
+    @workflow.init
+    def __init__(self, inp: FollowUpsInput) -> None:
+        self._inp = inp
+        self._policy = inp.policy
+        self._specs = {f.id: f for f in inp.policy.follow_ups}
+        self._items = [
+            FollowUpItem(
+                id=f.id, name=f.name, owner=f.owner, check=f.check, due_at=inp.reverted_at + f.after
+            )
+            for f in sorted(inp.policy.follow_ups, key=lambda f: f.after)
+        ]
+        self._incidents: list[TimelineEntry] = []
+        self._timeline: list[TimelineEntry] = []
+        self._acks: dict[str, DecisionReply] = {}
+        self._changed = False
+
+    @workflow.run
+    async def run(self, inp: FollowUpsInput) -> FollowUpsStatus:
+        while not all(item.state in FINAL for item in self._items):
+            now = workflow.now()
+            for item in self._items:
+                await self._advance(item, now)
+            upcoming = [t for item in self._items if (t := self._next_time(item)) is not None]
+            if not upcoming:
+                break
+            wait = min(upcoming) - workflow.now()
+            if wait > timedelta(0):
+                self._changed = False
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._changed, timeout=wait, timeout_summary="next follow-up"
+                    )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.status()
+
+    @workflow.update(name=ACK_UPDATE)
+    def acknowledge(self, ack: FollowUpAck) -> DecisionReply:
+        if ack.request_id is not None and ack.request_id in self._acks:
+            return self._acks[ack.request_id]
+        reply = self._acknowledge(ack)
+        if ack.request_id is not None:
+            self._acks[ack.request_id] = reply
+        return reply
+
+    @workflow.signal(name=ACK_SIGNAL)
+    def on_acknowledgement(self, ack: FollowUpAck) -> None:
+        self._acknowledge(ack)
+
+    @workflow.signal(name=INCIDENT_SIGNAL)
+    def on_incident(self, event: TriggerEvent) -> None:
+        entry = TimelineEntry(
+            at=workflow.now(),
+            kind="incident",
+            message=f"{event.trigger} after the rollback ({event.source})",
+            by=event.raised_by or event.source,
+        )
+        self._incidents.append(entry)
+        self._timeline.append(entry)
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> FollowUpsStatus:
+        return FollowUpsStatus(
+            deployment=self._inp.deployment,
+            reverted_at=self._inp.reverted_at,
+            items=self._items,
+            incidents=self._incidents,
+            timeline=self._timeline,
+        )
+
+    # --- one follow-up -----------------------------------------------------------------
+
+    def _acknowledge(self, ack: FollowUpAck) -> DecisionReply:
+        item = next((i for i in self._items if i.id == ack.follow_up), None)
+        allowed = (
+            {self._specs[ack.follow_up].owner, *self._policy.escalation_path} if item else set()
+        )
+        if item is None:
+            reason = f"unknown follow-up {ack.follow_up!r} (known: {', '.join(self._specs)})"
+        elif ack.person not in self._policy.people:
+            reason = f"{ack.person!r} is not in the roster"
+        elif not self._policy.roles_of(ack.person) & allowed:
+            names = ", ".join(self._policy.role_name(r) for r in sorted(allowed))
+            reason = f"{ack.person} may not acknowledge {item.name}: needs {names}"
+        elif item.state == "scheduled":
+            reason = f"{item.name} is not due before {item.due_at:%Y-%m-%d %H:%M} UTC"
+        elif item.state == "done":
+            reason = f"{item.name} was already done ({item.done_by})"
+        else:
+            late = " (after escalation)" if item.state in ("escalated", "missed") else ""
+            self._finish(
+                item, "done", by=ack.person, detail=f"acknowledged{late}: {ack.note}".rstrip(": ")
+            )
+            return DecisionReply(
+                accepted=True, message=f"{item.name}: acknowledged", state="following_up"
+            )
+        self._record(
+            "ack_rejected", f"acknowledgement by {ack.person} rejected: {reason}", by=ack.person
+        )
+        return DecisionReply(accepted=False, message=reason, state="following_up")
+
+    async def _advance(self, item: FollowUpItem, now: datetime) -> None:
+        spec = self._specs[item.id]
+        if item.state == "scheduled" and now >= item.due_at:
+            item.state = "due"
+            self._record("follow_up_due", f"{item.name} is due")
+            if spec.check == "baseline":
+                await self._check_baseline(item)
+            elif spec.check == "no_new_incident":
+                if self._incidents:
+                    self._finish(
+                        item,
+                        "missed",
+                        detail=f"{len(self._incidents)} incident(s) since the rollback",
+                    )
+                    await self._escalate(item, f"{item.name}: incidents since the rollback")
+                else:
+                    self._finish(item, "done", by="system", detail="no incident since the rollback")
+            else:
+                await self._notice(item, "due")
+            return
+        if spec.check != "acknowledge" or item.state in FINAL or item.state == "scheduled":
+            return
+        if (
+            spec.escalate_after
+            and now >= item.due_at + spec.escalate_after
+            and item.state != "escalated"
+        ):
+            item.state = "escalated"
+            await self._escalate(
+                item, f"{item.name} not acknowledged {_hours(spec.escalate_after)} after it was due"
+            )
+        elif spec.remind_after and now >= item.due_at + spec.remind_after and item.state == "due":
+            item.state = "reminded"
+            self._record("follow_up_reminder", f"reminder: {item.name}")
+            await self._notice(item, "reminder")
+
+    def _next_time(self, item: FollowUpItem) -> datetime | None:
+        spec = self._specs[item.id]
+        if item.state == "scheduled":
+            return item.due_at
+        if spec.check != "acknowledge" or item.state in ("done", "missed", "escalated"):
+            return None
+        if item.state == "due" and spec.remind_after:
+            return item.due_at + spec.remind_after
+        if spec.escalate_after:
+            return item.due_at + spec.escalate_after
+        return None
+
+    async def _check_baseline(self, item: FollowUpItem) -> None:
+        try:
+            result = await workflow.execute_activity_method(
+                RollbackActivities.check_baseline,
+                BaselineCheckInput(ctx=self._ctx(item.name), criteria=self._policy.health_criteria),
+                start_to_close_timeout=timedelta(minutes=1),
+                schedule_to_close_timeout=timedelta(minutes=5),
+                retry_policy=MESSAGE_RETRY,
+                summary=self._summary(f"{item.name}: all metrics within baseline"),
+            )
+        except ActivityError as error:
+            self._finish(item, "missed", detail=f"could not measure: {error.cause or error}")
+            await self._escalate(item, f"{item.name}: the baseline could not be measured")
+            return
+        if result.healthy:
+            self._finish(item, "done", by="system", detail=result.summary)
+        else:
+            self._finish(item, "missed", detail=result.summary)
+            await self._escalate(item, f"{item.name}: {result.summary}")
+
+    def _finish(
+        self, item: FollowUpItem, state: str, by: str | None = None, detail: str = ""
+    ) -> None:
+        item.state = "done" if state == "done" else "missed"
+        item.done_by, item.done_at, item.detail = by, workflow.now(), detail
+        self._changed = True
+        self._record(f"follow_up_{item.state}", f"{item.name}: {detail}", by=by)
+
+    # --- messages ----------------------------------------------------------------------
+
+    async def _notice(self, item: FollowUpItem, kind: Literal["due", "reminder"]) -> None:
+        spec = self._specs[item.id]
+        inp = FollowUpNoticeInput(
+            ctx=self._ctx(item.name),
+            follow_up=item.id,
+            name=item.name,
+            kind=kind,
+            actions=spec.actions,
+            owners=role_holders(self._policy, [spec.owner]),
+        )
+        await self._quietly(RollbackActivities.follow_up_notice, inp, f"{item.name}: {kind}")
+
+    async def _escalate(self, item: FollowUpItem, reason: str) -> None:
+        self._record("escalation", reason)
+        inp = EscalationInput(
+            ctx=self._ctx(item.name),
+            reason=reason,
+            holders=role_holders(self._policy, self._policy.escalation_path),
+        )
+        await self._quietly(RollbackActivities.escalate, inp, f"Escalation: {item.name}")
+
+    async def _quietly(self, method: Any, inp: Any, summary: str) -> None:
+        try:
+            await workflow.execute_activity_method(
+                method,
+                inp,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=10),
+                retry_policy=MESSAGE_RETRY,
+                summary=self._summary(summary),
+            )
+        except ActivityError as error:
+            self._record("message_failed", f"{summary} could not be sent: {error.cause or error}")
+
+    def _record(self, kind: str, message: str, by: str | None = None) -> None:
+        self._timeline.append(TimelineEntry(at=workflow.now(), kind=kind, message=message, by=by))
+
+    def _summary(self, text: str) -> str | None:
+        return text if self._inp.options.ui_metadata else None
+
+    def _ctx(self, step_name: str) -> StepContext:
+        return StepContext(
+            deployment=self._inp.deployment,
+            rollback_id=self._inp.rollback_id,
+            channel=self._inp.options.channel or self._policy.notifications.channel,
+            drill=self._inp.options.drill,
+            step_name=step_name,
+        )
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g} h"

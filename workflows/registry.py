@@ -1,0 +1,6 @@
+"""Every workflow a worker must register."""
+
+from workflows.follow_ups import FollowUpsWorkflow
+from workflows.rollback import RollbackWorkflow
+
+WORKFLOWS = [RollbackWorkflow, FollowUpsWorkflow]

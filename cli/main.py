@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cli import gateway_cmd, policy_cmd, rollback_cmds, worker_cmd
+from cli import gateway_cmd, policy_cmd, rollback_cmds, simulate_cmd, worker_cmd
 from cli.errors import Failure, UserError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command()(rollback_cmds.decide)
 app.command()(rollback_cmds.status)
 app.command()(worker_cmd.worker)
 app.command()(gateway_cmd.gateway)
+app.command()(simulate_cmd.simulate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cli import gateway_cmd, policy_cmd, rollback_cmds, simulate_cmd, worker_cmd
+from cli import gateway_cmd, policy_cmd, rollback_cmds, simulate_cmd, up_cmd, worker_cmd
 from cli.errors import Failure, UserError
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(up_cmd.up)
 app.add_typer(policy_cmd.app, name="policy")
 app.command()(rollback_cmds.trigger)
 app.command()(rollback_cmds.decide)
@@ -72,7 +73,12 @@ def say(line: str) -> None:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    # The Temporal client's core threads can crash the interpreter's finalization
+    # (sdk-python#300): the command's work is done and flushed, so leave without it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = Field(None, description="mTLS client key (PEM)")
     task_queue: str = "rollback"
     policy: Path = Field(DEFAULT_POLICY, description="the policy file a new rollback runs under")
+    home: Path = Field(
+        Path(".rollback"), description="`rollback up`: the dev server's SQLite file, logs, token"
+    )
     ui_metadata: bool = Field(
         True, description="search attributes and UI details (off only for the time-skipping server)"
     )

@@ -1,0 +1,351 @@
+"""The embedded stack behind `rollback up` and `rollback demo`: one process per part.
+
+Temporal's dev server (SQLite under the home folder, Web UI, search attributes registered), a
+real redis-server, the simulator, the worker and the gateway. Each part whose address in the
+settings is on this machine is started here; a part that points elsewhere (a Temporal cluster,
+a real Redis, real targets) is used as it is. Children run in their own session, so Ctrl-C
+reaches only this process, which stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+
+import httpx
+
+from cli.errors import Failure, UserError
+from worker.binaries import MissingBinary, redis_server, temporal_cli
+from worker.settings import Settings
+from workflows import search_attributes
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    setting: str
+    """The setting that chose this address, named in errors."""
+
+    @property
+    def local(self) -> bool:
+        return self.host in LOCAL_HOSTS
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def endpoint(address: str, setting: str, default_port: int) -> Endpoint:
+    """`"127.0.0.1:7233"`, `"redis://h:6379/0"` or `"http://h:8100"` → host and port."""
+    text = address if "//" in address else f"//{address}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port or default_port
+    except ValueError as error:
+        raise UserError(f"{setting}: {address!r} is not an address: {error}") from None
+    if not parts.hostname:
+        raise UserError(f"{setting}: {address!r} names no host")
+    return Endpoint(parts.hostname, port, setting)
+
+
+@dataclass
+class Part:
+    """One child process and how to tell it is ready."""
+
+    name: str
+    argv: list[str]
+    where: str
+    ready: Callable[[], bool]
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    home: Path
+    deployments: dict[str, int] = field(default_factory=dict)
+    simulator: bool = True
+    gateway: bool = True
+    say: Callable[[str], None] = print
+    parts: list[Part] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    # --- planning ----------------------------------------------------------------------
+
+    def plan(self) -> list[Part]:
+        """What this machine must run, checked before anything starts (busy ports included)."""
+        s = self.settings
+        temporal = endpoint(s.temporal_address, "ROLLBACK_TEMPORAL_ADDRESS", 7233)
+        ui = endpoint(s.ui_url, "ROLLBACK_UI_URL", 8233)
+        redis = endpoint(s.redis_url, "ROLLBACK_REDIS_URL", 6379)
+        target = endpoint(s.target_url, "ROLLBACK_TARGET_URL", 80)
+        gateway = Endpoint(s.gateway_host, s.gateway_port, "ROLLBACK_GATEWAY_PORT")
+        parts: list[Part] = []
+        if temporal.local:
+            parts.append(self._temporal(temporal, ui))
+        else:
+            self.say(f"Temporal: using {temporal} ({temporal.setting})")
+        if redis.local:
+            parts.append(self._redis(redis))
+        else:
+            self.say(f"Redis: using {redis} ({redis.setting})")
+        if self.simulator and target.local:
+            parts.append(self._simulator(target))
+        parts.append(
+            Part("worker", self._rollback("worker"), f"task queue {s.task_queue}", lambda: True)
+        )
+        if self.gateway:
+            parts.append(self._gateway(gateway))
+        self._check_ports(temporal, ui, redis, target, gateway, parts)
+        return parts
+
+    def _check_ports(
+        self,
+        temporal: Endpoint,
+        ui: Endpoint,
+        redis: Endpoint,
+        target: Endpoint,
+        gateway: Endpoint,
+        parts: list[Part],
+    ) -> None:
+        names = {p.name for p in parts}
+        wanted = {
+            "temporal": [temporal, ui],
+            "redis": [redis],
+            "simulator": [target],
+            "gateway": [gateway],
+        }
+        seen: dict[int, Endpoint] = {}
+        for name, endpoints in wanted.items():
+            if name not in names:
+                continue
+            for ep in endpoints:
+                if ep.port in seen:
+                    raise UserError(
+                        f"{ep.setting} and {seen[ep.port].setting} both want port {ep.port}"
+                    )
+                seen[ep.port] = ep
+                if not port_free(ep.host, ep.port):
+                    raise UserError(
+                        f"{ep.setting}: port {ep.port} on {ep.host} is already in use "
+                        f"(another `rollback up`? stop it, or choose another port)"
+                    )
+
+    def _temporal(self, temporal: Endpoint, ui: Endpoint) -> Part:
+        try:
+            binary = temporal_cli()
+        except MissingBinary as error:
+            raise Failure(str(error)) from None
+        argv = [
+            binary,
+            "server",
+            "start-dev",
+            "--ip",
+            temporal.host,
+            "--port",
+            str(temporal.port),
+            "--ui-port",
+            str(ui.port),
+            "--db-filename",
+            str(self.home / "temporal.db"),
+            "--namespace",
+            self.settings.temporal_namespace,
+            "--log-level",
+            "warn",
+            *search_attributes.cli_flags(),
+        ]
+        describe = [
+            binary,
+            "operator",
+            "namespace",
+            "describe",
+            "--namespace",
+            self.settings.temporal_namespace,
+            "--address",
+            str(temporal),
+        ]
+
+        def ready() -> bool:
+            if not (port_open(temporal.host, temporal.port) and port_open(ui.host, ui.port)):
+                return False
+            return subprocess.run(describe, capture_output=True, timeout=10).returncode == 0
+
+        return Part("temporal", argv, f"{temporal} (Web UI {self.settings.ui_url})", ready)
+
+    def _redis(self, redis: Endpoint) -> Part:
+        try:
+            binary = redis_server()
+        except MissingBinary as error:
+            raise Failure(str(error)) from None
+        argv = [
+            binary,
+            "--bind",
+            redis.host,
+            "--port",
+            str(redis.port),
+            "--dir",
+            str(self.home.resolve()),
+            "--dbfilename",
+            "redis.rdb",
+            "--save",
+            "60 1",
+        ]
+        return Part("redis", argv, f"redis://{redis}", lambda: port_open(redis.host, redis.port))
+
+    def _simulator(self, target: Endpoint) -> Part:
+        argv = self._rollback("simulate", "--host", target.host, "--port", str(target.port))
+        for name, share in sorted(self.deployments.items()):
+            argv += ["--deployment", f"{name}={share}"]
+        url = f"http://{target}"
+        return Part("simulator", argv, url, lambda: http_ok(f"{url}/healthz"))
+
+    def _gateway(self, gateway: Endpoint) -> Part:
+        url = f"http://{gateway}"
+        return Part(
+            "gateway",
+            self._rollback("gateway"),
+            f"{url} (alerts: {url}/alerts/alertmanager, {url}/alerts/grafana)",
+            lambda: http_ok(f"{url}/openapi.json"),
+        )
+
+    @staticmethod
+    def _rollback(*args: str) -> list[str]:
+        return [sys.executable, "-m", "cli.main", *args]
+
+    # --- running -----------------------------------------------------------------------
+
+    def start(self) -> Self:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "logs").mkdir(exist_ok=True)
+        planned = self.plan()
+        self.env = {**os.environ, **self.child_env()}
+        try:
+            for part in planned:
+                self._start(part)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def child_env(self) -> dict[str, str]:
+        """What every child must agree on: the alerts token (made once, kept in the home)."""
+        token = self.settings.alerts_token or self.alerts_token()
+        return {"ROLLBACK_ALERTS_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+
+    def alerts_token(self) -> str:
+        path = self.home / "alerts-token"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def _start(self, part: Part) -> None:
+        part.log = self.home / "logs" / f"{part.name}.log"
+        with part.log.open("ab") as log:
+            part.process = subprocess.Popen(
+                part.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,
+            )
+        self.parts.append(part)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while not part.ready():
+            if part.process.poll() is not None:
+                raise Failure(f"{part.name} exited at start-up:\n{self.tail(part)}")
+            if time.monotonic() > deadline:
+                raise Failure(f"{part.name} not ready after {READY_TIMEOUT_SECONDS:g} s")
+            time.sleep(0.1)
+        if part.name == "worker":
+            time.sleep(0.5)  # a worker that cannot start fails within this
+            if part.process.poll() is not None:
+                raise Failure(f"worker exited at start-up:\n{self.tail(part)}")
+        self.say(f"  {part.name:<10} {part.where}   log: {part.log}")
+
+    def check(self) -> None:
+        """A part that died is a failure, with the end of its log."""
+        for part in self.parts:
+            if part.process is not None and part.process.poll() is not None:
+                raise Failure(
+                    f"{part.name} stopped (exit {part.process.returncode}):\n{self.tail(part)}"
+                )
+
+    def wait(self) -> None:
+        """Until Ctrl-C or a part dies."""
+        while True:
+            self.check()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for part in reversed(self.parts):
+            proc = part.process
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGINT if part.name != "redis" else signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.parts.clear()
+
+    def tail(self, part: Part, lines: int = 15) -> str:
+        if part.log is None or not part.log.exists():
+            return "(no log)"
+        text = part.log.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(f"    {line}" for line in text) + f"\n  (full log: {part.log})"
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code < 500
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,69 @@
+"""`rollback up`: the embedded stack in one command, until Ctrl-C."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.errors import UserError
+from cli.simulate_cmd import parse_deployments
+from cli.stack import Stack
+from worker.settings import Settings, load_settings
+
+DEFAULT_DEPLOYMENTS = {"search-a": 25, "search-b": 50}
+
+
+def up(
+    deployment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--deployment",
+            "-d",
+            metavar="NAME=TREATMENT_PERCENT",
+            help="a simulated deployment in canary at that share; repeatable "
+            "(default: search-a=25, search-b=50)",
+        ),
+    ] = None,
+    simulator: Annotated[
+        bool,
+        typer.Option(help="run the simulated target when ROLLBACK_TARGET_URL is on this machine"),
+    ] = True,
+    gateway: Annotated[bool, typer.Option(help="run the gateway")] = True,
+) -> None:
+    """Run the embedded stack: Temporal dev server + Web UI, Redis, simulator, worker, gateway.
+
+    State lives under ROLLBACK_HOME (.rollback/): run it again and what was in flight resumes.
+
+    Example: rollback up -d search-a=25 -d search-b=50
+    """
+    settings = load_settings()
+    deployments = parse_deployments(deployment or []) or dict(DEFAULT_DEPLOYMENTS)
+    if deployment and not simulator:
+        raise UserError("--deployment needs the simulator (drop --no-simulator)")
+    stack = Stack(settings, settings.home, deployments, simulator=simulator, gateway=gateway)
+    typer.echo(f"Starting the rollback stack (state in {settings.home}/):")
+    with stack:
+        typer.echo(ready_text(settings, stack))
+        try:
+            stack.wait()
+        except KeyboardInterrupt:
+            typer.echo("\nStopping…")
+    typer.echo("Stopped.")
+
+
+def ready_text(settings: Settings, stack: Stack) -> str:
+    token_hint = (
+        "ROLLBACK_ALERTS_TOKEN"
+        if settings.alerts_token
+        else f"the token in {settings.home}/alerts-token"
+    )
+    return (
+        f"\nReady.  Web UI: {settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows\n"
+        f"  Alertmanager → http://{settings.gateway_host}:{settings.gateway_port}"
+        f"/alerts/alertmanager (Bearer: {token_hint})\n"
+        "  Try: rollback trigger -d search-a -t gate_failure -r 'recall gate failed' "
+        "--as dri-backend\n"
+        "       rollback status\n"
+        "Ctrl-C stops everything; `rollback up` again resumes what was in flight."
+    )

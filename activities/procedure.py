@@ -50,10 +50,11 @@ from activities.models import (
     StepContext,
     TrafficSplit,
 )
-from activities.notify import ConsoleNotifier, Notifier, holders_text, prefix
+from activities.notify import Notifier, holders_text, prefix
 from activities.people import Stakeholders
 from activities.rca import LogSource, RootCause
 from activities.services import ServiceControl
+from activities.slack_notifier import notifier_from_settings
 from activities.smoke import SmokeTests
 from activities.targets import Target
 from activities.traffic import COMMAND, LoadBalancer
@@ -100,7 +101,7 @@ class RollbackActivities:
         targets, metrics = _wiring(self.policy, str(settings.policy))
         self._owns_http = http is None
         self.http = http or httpx.AsyncClient(timeout=settings.http_timeout)
-        self.notifier: Notifier = notifier or ConsoleNotifier()
+        self.notifier: Notifier = notifier or notifier_from_settings(settings)
 
         def target(name: str, url: str | None) -> Target:
             return Target(self.http, name, url or settings.target_url, settings.target_token)

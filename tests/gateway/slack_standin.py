@@ -1,7 +1,9 @@
 """A local stand-in for Slack: the Web API (`/api/<method>`) and response URLs, recording calls.
 
 Requests to it are made by `slack_sdk.WebClient(base_url=…/api/)` and by the gateway's replies
-to `response_url`, exactly as they would be made to Slack.
+to `response_url`, exactly as they would be made to Slack. Slack's failures can be queued in
+`errors` (answered in order before anything succeeds again), and `channel_ids` turns a channel
+name into the id Slack answers with, as Slack does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,18 @@ from simulator.server import ThreadedServer
 class SlackCall:
     method: str
     body: dict[str, Any]
+    error: str | None = None
+    """Slack's error code when the stand-in failed this call (see `SlackStandIn.errors`)."""
+
+
+@dataclass(frozen=True)
+class SlackError:
+    """One failed answer: `ratelimited` with 429, `internal_error` with 500, `invalid_auth`
+    with 200 (Slack answers most of its errors with HTTP 200 and `ok: false`)."""
+
+    error: str
+    status: int = 200
+    retry_after: int | None = None
 
 
 @dataclass
@@ -31,6 +45,8 @@ class SlackStandIn:
     calls: list[SlackCall] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)
     next_ts: int = 1000
+    errors: list[SlackError] = field(default_factory=list)
+    channel_ids: dict[str, str] = field(default_factory=dict)
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -42,12 +58,24 @@ class SlackStandIn:
                 body = json.loads(raw or "{}")
             else:
                 body = {k: v[0] for k, v in parse_qs(raw).items()}
+            if self.errors:
+                failure = self.errors.pop(0)
+                self.calls.append(SlackCall(method, body, failure.error))
+                headers: dict[str, str] = {}
+                if failure.retry_after is not None:
+                    headers["Retry-After"] = str(failure.retry_after)
+                return JSONResponse(
+                    {"ok": False, "error": failure.error},
+                    status_code=failure.status,
+                    headers=headers,
+                )
             self.calls.append(SlackCall(method, body))
             self.next_ts += 1
+            channel = body.get("channel", "C0")
             return JSONResponse(
                 {
                     "ok": True,
-                    "channel": body.get("channel", "C0"),
+                    "channel": self.channel_ids.get(channel, channel),
                     "ts": body.get("ts") or f"{self.next_ts}.000100",
                 }
             )
@@ -60,7 +88,8 @@ class SlackStandIn:
         return app
 
     def method_calls(self, method: str) -> list[dict[str, Any]]:
-        return [c.body for c in self.calls if c.method == method]
+        """The bodies of the calls of `method` that succeeded (failed ones stay in `calls`)."""
+        return [c.body for c in self.calls if c.method == method and c.error is None]
 
 
 class SlackServer(ThreadedServer):

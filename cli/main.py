@@ -7,7 +7,16 @@ import sys
 
 import typer
 
-from cli import gateway_cmd, policy_cmd, rollback_cmds, simulate_cmd, up_cmd, worker_cmd
+from cli import (
+    demo_cmd,
+    drill_cmd,
+    gateway_cmd,
+    policy_cmd,
+    rollback_cmds,
+    simulate_cmd,
+    up_cmd,
+    worker_cmd,
+)
 from cli.errors import Failure, UserError
 
 app = typer.Typer(
@@ -18,6 +27,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(up_cmd.up)
+app.command()(demo_cmd.demo)
+app.command()(drill_cmd.drill)
 app.add_typer(policy_cmd.app, name="policy")
 app.command()(rollback_cmds.trigger)
 app.command()(rollback_cmds.decide)

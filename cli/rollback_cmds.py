@@ -274,15 +274,21 @@ def render_status(s: RollbackStatus) -> None:
     if s.intervals:
         measured = ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in s.intervals.items())
         console.print(f"Measured: {measured}")
+    console.print(timeline_table(s))
+
+
+def timeline_table(s: RollbackStatus, width: int | None = None) -> Table:
+    """`width` cuts each message to one line of that many characters."""
     timeline = Table(title="Timeline")
     for column in ("At (UTC)", "Kind", "What", "By"):
         timeline.add_column(column)
     for entry in s.timeline:
         if entry.kind != "state":
-            timeline.add_row(
-                f"{entry.at:%H:%M:%S.%f}"[:-3], entry.kind, entry.message, entry.by or ""
-            )
-    console.print(timeline)
+            what = entry.message
+            if width is not None and len(what) > width:
+                what = what[: width - 1] + "…"
+            timeline.add_row(f"{entry.at:%H:%M:%S.%f}"[:-3], entry.kind, what, entry.by or "")
+    return timeline
 
 
 def response_table(s: RollbackStatus) -> Table:

@@ -82,6 +82,8 @@ class Stack:
     deployments: dict[str, int] = field(default_factory=dict)
     simulator: bool = True
     gateway: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Settings for the children only (the demo shortens Step 4's observation)."""
     say: Callable[[str], None] = print
     parts: list[Part] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
@@ -246,7 +248,7 @@ class Stack:
     def child_env(self) -> dict[str, str]:
         """What every child must agree on: the alerts token (made once, kept in the home)."""
         token = self.settings.alerts_token or self.alerts_token()
-        return {"ROLLBACK_ALERTS_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+        return {"ROLLBACK_ALERTS_TOKEN": token, "PYTHONUNBUFFERED": "1", **self.extra_env}
 
     def alerts_token(self) -> str:
         path = self.home / "alerts-token"

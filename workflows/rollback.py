@@ -549,7 +549,10 @@ class RollbackWorkflow:
         )
         self._outcome = "rolled back" if stop is not None else "traffic reversion failed"
         self._progress(f"Rollback of {self._inp.deployment}: {self._outcome}")
-        if stop is not None:
+        if stop is not None and self._inp.options.drill:
+            # A rehearsal pages nobody for a week: no stability watch, no follow-ups.
+            self._record("drill", "drill over: no stability watch and no follow-ups scheduled")
+        elif stop is not None:
             await self._watch_after_rollback()
         self._set_state("rolled_back" if stop is not None else "failed")
 

@@ -1,0 +1,72 @@
+"""`rollback demo` (= `make demo`): the embedded stack and a scenario that tells the story."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from typing import Annotated
+
+import typer
+
+from cli.demo import DEPLOYMENTS, Demo, DemoFailed
+from cli.errors import Failure
+from cli.output import console
+from cli.rollback_cmds import response_table, timeline_table
+from cli.stack import Stack
+from cli.temporal import client_for
+from worker.settings import Settings, load_settings
+
+# Step 4 watches the system for 30 s; the demo watches for 4.5 s (the simulator averages over 2 s).
+DEMO_ENV = {"ROLLBACK_OBSERVE_SCALE": "0.15", "ROLLBACK_HEALTH_POLL_INTERVAL": "0.5"}
+
+
+def demo(
+    once: Annotated[
+        bool, typer.Option("--once", help="exit when the scenario is over: 0 passed, 1 failed")
+    ] = False,
+) -> None:
+    """Play the demo: an automated rollback from an Alertmanager alert, then a two-person
+    decision in the CLI, on the embedded stack; then stay up for exploring until Ctrl-C.
+
+    Its state is fresh every time (ROLLBACK_HOME/demo/).
+
+    Example: rollback demo --once
+    """
+    settings = load_settings()
+    home = settings.home / "demo"
+    shutil.rmtree(home, ignore_errors=True)
+    extra = {k: v for k, v in DEMO_ENV.items() if k not in os.environ}
+    stack = Stack(settings, home, dict(DEPLOYMENTS), extra_env=extra)
+    typer.echo(f"Starting the embedded stack (state in {home}/):")
+    with stack:
+        token = stack.child_env()["ROLLBACK_ALERTS_TOKEN"]
+        try:
+            failures = asyncio.run(_play(settings, token))
+        except DemoFailed as error:
+            failures = [str(error)]
+        stack.check()
+        if failures:
+            raise Failure("the demo failed: " + "; ".join(failures))
+        typer.echo("\nDemo passed: both rollbacks met the plan's targets.")
+        if once:
+            return
+        typer.echo("Everything stays up for exploring (rollback status, the Web UI). Ctrl-C stops.")
+        try:
+            stack.wait()
+        except KeyboardInterrupt:
+            typer.echo("\nStopping…")
+
+
+async def _play(settings: Settings, token: str) -> list[str]:
+    client = await client_for(settings)
+    scenario = Demo(settings, client, token, say=typer.echo)
+    failures = await scenario.play()
+    for final in scenario.finals.values():
+        console.rule(f"{final.deployment}: {final.state}, decided by {', '.join(final.decided_by)}")
+        console.print(timeline_table(final, width=110))
+        console.print(response_table(final))
+    typer.echo("\nWeb UI:")
+    for link in scenario.links():
+        typer.echo(f"  {link}")
+    return failures

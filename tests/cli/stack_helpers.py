@@ -1,0 +1,85 @@
+"""Shared by the tests that run `rollback up`, `demo` and `drill` as a user would."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WINDOW_SECONDS = 20
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def rollback(
+    env: dict[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class Up:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.out = Path(env["ROLLBACK_HOME"] + ".out")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        with self.out.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "up"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        while "Ready." not in self.out.read_text():
+            assert self.proc.poll() is None, self.out.read_text()
+            assert time.monotonic() < deadline, self.out.read_text()
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=60)
+
+
+def ports_of(env: dict[str, str]) -> list[int]:
+    return [
+        int(env["ROLLBACK_TEMPORAL_ADDRESS"].rsplit(":", 1)[1]),
+        int(env["ROLLBACK_UI_URL"].rsplit(":", 1)[1]),
+        int(env["ROLLBACK_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]),
+        int(env["ROLLBACK_TARGET_URL"].rsplit(":", 1)[1]),
+        int(env["ROLLBACK_GATEWAY_PORT"]),
+    ]
+
+
+def status(env: dict[str, str], deployment: str) -> dict[str, object]:
+    done = rollback(env, "status", "-d", deployment, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def until(env: dict[str, str], deployment: str, states: set[str], seconds: float = 60) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + seconds
+    while True:
+        current = status(env, deployment)
+        if current["state"] in states:
+            return current
+        assert time.monotonic() < deadline, f"{deployment} never reached {states}: {current}"
+        time.sleep(0.5)

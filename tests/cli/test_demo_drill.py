@@ -1,0 +1,93 @@
+"""`rollback demo --once` and `rollback drill`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli.stack_helpers import Up, rollback, until
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_demo_once_plays_both_acts_and_passes(stack_env: dict[str, str]) -> None:
+    done = rollback(stack_env, "demo", "--once", timeout=200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    out = done.stdout
+    assert "Act 1" in out and "Act 2" in out
+    assert "→ sent: error_rate to rollback-search-a" in out
+    assert "$ rollback decide -d search-b --approve --as qa-dri" in out
+    assert "approved rollback" in out
+    assert "Response times against the plan's targets" in out
+    assert "/workflows/rollback-search-a" in out and "/workflows/rollback-search-b" in out
+    assert "Demo passed" in out
+
+
+def drill(env: dict[str, str], *args: str) -> tuple[int, dict[str, object], str]:
+    done = rollback(env, "drill", *args, "--format", "json", "--within", "120", timeout=150)
+    body = json.loads(done.stdout) if done.stdout.strip() else {}
+    return done.returncode, body, done.stderr
+
+
+def test_drills_measure_the_plan_and_say_when_it_fails(up: Up) -> None:
+    env = up.env
+    code, auto, err = drill(env, "-d", "search-a")
+    assert code == 0, err
+    assert auto["drill"] is True and auto["state"] == "rolled_back" and auto["passed"] is True
+    names = [rt["name"] for rt in auto["response_times"]]  # type: ignore[union-attr]
+    assert names[0].startswith("Automated rollback")
+    assert all(rt["met"] for rt in auto["response_times"])  # type: ignore[union-attr]
+
+    code, manual, err = drill(
+        env,
+        "-d",
+        "search-b",
+        "-t",
+        "quality_regression",
+        "--approve-as",
+        "qa-dri",
+        "--approve-as",
+        "dri-search",
+    )
+    assert code == 0, err
+    assert manual["passed"] is True
+    seen = until(env, "search-b", {"rolled_back"})
+    assert seen["drill"] is True
+    assert {"qa-dri", "dri-search"} <= set(seen["decided_by"])  # type: ignore[arg-type]
+    assert any(e["kind"] == "drill" for e in seen["timeline"])  # type: ignore[union-attr]
+
+    # A deployment the target does not know: Step 1 cannot act, and the drill says so.
+    code, failed, _ = drill(env, "-d", "search-unknown")
+    assert code == 1
+    assert failed["passed"] is False
+    assert "Step 1: Emergency Stop failed" in failed["failures"]  # type: ignore[operator]
+
+
+def test_a_drill_never_joins_a_real_rollback(up: Up) -> None:
+    env = up.env
+    raised = rollback(
+        env, "trigger", "-d", "search-a", "-t", "gate_failure", "-r", "real", "--as", "dri-backend"
+    )
+    assert raised.returncode == 0, raised.stderr
+    done = rollback(env, "drill", "-d", "search-a")
+    assert done.returncode == 2
+    assert "a rollback of search-a is running" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["-d", "search-a", "-t", "nope"], "--trigger: unknown trigger 'nope'"),
+        (["-d", "search a"], "is not a deployment name"),
+        (["-d", "search-a", "--approve-as", "mallory"], "'mallory' is not in the roster"),
+        (["-d", "search-a", "--within", "0"], "--within"),
+    ],
+)
+def test_bad_drill_arguments_are_one_line_and_exit_2(
+    stack_env: dict[str, str], args: list[str], complaint: str
+) -> None:
+    done = rollback(stack_env, "drill", *args)
+    assert done.returncode == 2
+    assert complaint in done.stderr
+    assert "Traceback" not in done.stderr

@@ -13,6 +13,7 @@ from cli import (
     gateway_cmd,
     policy_cmd,
     rollback_cmds,
+    rules_cmd,
     simulate_cmd,
     up_cmd,
     worker_cmd,
@@ -36,6 +37,7 @@ app.command()(rollback_cmds.status)
 app.command()(worker_cmd.worker)
 app.command()(gateway_cmd.gateway)
 app.command()(simulate_cmd.simulate)
+app.command()(rules_cmd.rules)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -257,6 +257,10 @@ class MetricsSource(_Strict):
     """The baseline of a metric that a `relative_to_baseline` criterion compares against."""
     variants: MetricQueries = {}
     """One variant's figures (`{variant}`: treatment or control), for the root cause analysis."""
+    alert_rules: MetricQueries = {}
+    """prometheus only: by metric name, PromQL over every deployment at once that keeps the
+    `deployment` label (no `{deployment}`). `rollback rules` compares it with each automated
+    trigger's threshold, for the trigger's sustain, in a Prometheus alerting rule."""
 
 
 class Metrics(_Strict):
@@ -271,6 +275,8 @@ class Metrics(_Strict):
             raise ValueError(f"provider is {self.provider}, but there is no {self.provider} block")
         if self.provider == "http_json" and not source.url:
             raise ValueError("the http_json block needs `url`, the JSON document's path")
+        if self.http_json is not None and self.http_json.alert_rules:
+            raise ValueError("alert_rules are PromQL: they belong in the prometheus block")
         return self
 
     def source(self) -> MetricsSource:
@@ -323,6 +329,27 @@ class Policy(_Strict):
                 f"{where} has no query for {', '.join(missing)} "
                 "(named by health_criteria or deep_validation.quality)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _approvals_name_an_authority(self) -> Policy:
+        for i, audience in enumerate(self.notifications.audiences):
+            if audience.approval is None:
+                continue
+            where = f"notifications.audiences.{i}"
+            row = self.authority_matrix.get(audience.approval)
+            if row is None:
+                raise ValueError(
+                    f"{where}.approval: {audience.approval!r} is not a row of authority_matrix "
+                    f"({', '.join(self.authority_matrix)})"
+                )
+            if any(row.get(phase) in (None, "system") for phase in self.phases):
+                raise ValueError(
+                    f"{where}.approval: authority_matrix.{audience.approval} must name people "
+                    "for every phase"
+                )
+            if audience.approval_window is None or audience.approval_default is None:
+                raise ValueError(f"{where}: an approval needs approval_window and approval_default")
         return self
 
     def steps(self) -> list[Step]:

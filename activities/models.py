@@ -147,6 +147,19 @@ class AudienceResult(BaseModel):
     sent: bool
     reason: str
     sent_at: datetime | None = None
+    held_for_approval: bool = False
+    """Its wording waits for the authority named by the audience's `approval`."""
+    wording: str = ""
+    """The message as it would be sent (kept for a held audience)."""
+
+
+class SendAudienceInput(BaseModel):
+    """A held audience's message, sent once its wording was approved (or by default)."""
+
+    ctx: StepContext
+    audience: str
+    channel: str
+    text: str
 
 
 class StakeholderNotificationResult(BaseModel):
@@ -220,6 +233,23 @@ class DecisionClosedInput(BaseModel):
     at: datetime
 
 
+class CommsApprovalRequestInput(BaseModel):
+    """A held audience's wording put to its approvers: posted in `ctx.channel` (the deployment's
+    channel), it names the audience's own `channel` where the message goes once approved."""
+
+    ctx: StepContext
+    audience: str
+    audience_name: str
+    channel: str
+    wording: str
+    approvers: list[RoleHolders]
+    approver_text: str
+    """Who may approve, as the policy names them ("Sprint PM", "Engineering Manager")."""
+    deadline: datetime
+    default: Literal["send", "hold"]
+    """What happens when nobody answers by the deadline."""
+
+
 class ProgressInput(BaseModel):
     ctx: StepContext
     text: str
@@ -246,6 +276,9 @@ class FollowUpNoticeInput(BaseModel):
     actions: list[str]
     owners: list[RoleHolders]
     detail: str = ""
+    workflow_id: str | None = None
+    """The follow-ups workflow that sends it, for the Acknowledge button; the activity fills
+    it in from its own info when not given."""
 
 
 class BaselineCheckInput(BaseModel):

@@ -13,15 +13,24 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from activities.models import (
+    CommsApprovalRequestInput,
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
     EscalationInput,
+    FollowUpNoticeInput,
     RoleHolders,
     StepContext,
 )
 
-Kind = Literal["post", "decision_request", "decision_outcome", "escalation"]
+Kind = Literal[
+    "post",
+    "decision_request",
+    "decision_outcome",
+    "escalation",
+    "follow_up_notice",
+    "comms_approval_request",
+]
 
 
 class Notifier(Protocol):
@@ -42,6 +51,16 @@ class Notifier(Protocol):
 
     async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
         """Tell the escalation path; the ids of the people told."""
+        ...
+
+    async def follow_up_notice(self, inp: FollowUpNoticeInput, *, key: str | None = None) -> None:
+        """A follow-up is due (or still open): its owners can acknowledge it."""
+        ...
+
+    async def request_comms_approval(
+        self, inp: CommsApprovalRequestInput, *, key: str | None = None
+    ) -> None:
+        """A held audience's wording, put to the people who may approve or hold it."""
         ...
 
     async def aclose(self) -> None: ...
@@ -96,6 +115,55 @@ def escalation_text(inp: EscalationInput) -> str:
     )
 
 
+FOLLOW_UP_HEADINGS = {
+    "due": "is due",
+    "reminder": "reminder: still open",
+    "done": "done",
+    "missed": "missed",
+}
+
+
+def follow_up_notice_text(inp: FollowUpNoticeInput) -> str:
+    lines = [
+        f"{prefix(inp.ctx)}📋 {inp.name} for {inp.ctx.deployment}: {FOLLOW_UP_HEADINGS[inp.kind]}",
+        *(f"- {action}" for action in inp.actions),
+        f"Owner: {holders_text(inp.owners)}",
+    ]
+    if inp.detail:
+        lines.append(inp.detail)
+    if inp.kind in ("due", "reminder"):
+        lines.append(f"Acknowledge: {ack_command(inp)}")
+    return "\n".join(lines)
+
+
+def ack_command(inp: FollowUpNoticeInput) -> str:
+    return f"rollback ack -d {inp.ctx.deployment} {inp.follow_up} --as <id>"
+
+
+def comms_default_text(inp: CommsApprovalRequestInput) -> str:
+    return "it is sent as worded" if inp.default == "send" else "it is held (not sent)"
+
+
+def comms_command(inp: CommsApprovalRequestInput, action: Literal["approve", "deny"]) -> str:
+    audience = "" if inp.audience == "customer_comms" else f" --audience {inp.audience}"
+    return f"rollback comms -d {inp.ctx.deployment} --{action}{audience} --as <id>"
+
+
+def comms_approval_text(inp: CommsApprovalRequestInput) -> str:
+    quoted = "\n".join(f"> {line}" for line in inp.wording.splitlines() or [""])
+    return "\n".join(
+        [
+            f"{prefix(inp.ctx)}✉️ {inp.audience_name} message for {inp.ctx.deployment} needs "
+            f"approval by {inp.approver_text} ({holders_text(inp.approvers)}) before "
+            f"{inp.deadline:%H:%M:%S} UTC; if nobody answers by then, {comms_default_text(inp)}.",
+            f"To {inp.channel}:",
+            quoted,
+            f"Approve: {comms_command(inp, 'approve')}",
+            f"Hold: {comms_command(inp, 'deny')}",
+        ]
+    )
+
+
 def people_of(holders: list[RoleHolders]) -> list[str]:
     return list(dict.fromkeys(p.id for h in holders for p in h.people))
 
@@ -142,6 +210,14 @@ class ConsoleNotifier:
     async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
         self._send("escalation", inp.ctx.channel, escalation_text(inp), key)
         return people_of(inp.holders)
+
+    async def follow_up_notice(self, inp: FollowUpNoticeInput, *, key: str | None = None) -> None:
+        self._send("follow_up_notice", inp.ctx.channel, follow_up_notice_text(inp), key)
+
+    async def request_comms_approval(
+        self, inp: CommsApprovalRequestInput, *, key: str | None = None
+    ) -> None:
+        self._send("comms_approval_request", inp.ctx.channel, comms_approval_text(inp), key)
 
     async def aclose(self) -> None:
         return None

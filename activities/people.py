@@ -89,11 +89,12 @@ class Stakeholders:
             if verdict.occurred is False:
                 result.reason = f"not sent: no {audience.when.replace('_', ' ')} ({verdict.why})"
                 continue
-            if audience.approval is not None:
-                authority = audience.approval.replace("_", "-")
-                result.reason = f"held: wording needs approval by the {authority} authority"
-                continue
             text = message(inp, audience, verdict, figures, verdicts)
+            if audience.approval is not None:
+                authority = audience.approval.replace("_", " ")
+                result.reason = f"held: wording needs approval by the {authority} authority"
+                result.held_for_approval, result.wording = True, text
+                continue
             key = f"{inp.ctx.rollback_id}/{STEP}/{audience.id}"
             try:
                 await self.notifier.post(audience.channel, text, key=key)

@@ -25,6 +25,7 @@ from activities.metrics import MetricsReader, build_provider
 from activities.models import (
     BaselineCheckInput,
     BaselineCheckResult,
+    CommsApprovalRequestInput,
     ConfigurationRevertInput,
     ConfigurationRevertResult,
     DecisionClosedInput,
@@ -45,12 +46,13 @@ from activities.models import (
     RecoveryPlanResult,
     RootCauseInput,
     RootCauseResult,
+    SendAudienceInput,
     StakeholderNotificationInput,
     StakeholderNotificationResult,
     StepContext,
     TrafficSplit,
 )
-from activities.notify import Notifier, holders_text, prefix
+from activities.notify import Notifier, prefix
 from activities.people import Stakeholders
 from activities.rca import LogSource, RootCause
 from activities.services import ServiceControl
@@ -157,6 +159,7 @@ class RollbackActivities:
             self.health_validation,
             self.deep_health_validation,
             self.stakeholder_notification,
+            self.send_audience,
             self.root_cause_analysis,
             self.recovery_planning,
             self.request_decision,
@@ -165,6 +168,7 @@ class RollbackActivities:
             self.escalate,
             self.check_baseline,
             self.follow_up_notice,
+            self.request_comms_approval,
         ]
 
     async def aclose(self) -> None:
@@ -241,6 +245,12 @@ class RollbackActivities:
 
     # --- Phase 3: Investigation & Recovery --------------------------------------------------
 
+    @activity.defn(name="send_audience")
+    async def send_audience(self, inp: SendAudienceInput) -> None:
+        """A held audience's message, once approved; the same key on every retry."""
+        key = f"{inp.ctx.rollback_id}/stakeholder_notification/{inp.audience}"
+        await self.notifier.post(inp.channel, f"{prefix(inp.ctx)}{inp.text}", key=key)
+
     @activity.defn(name="root_cause_analysis")
     async def root_cause_analysis(self, inp: RootCauseInput) -> RootCauseResult:
         return await self.root_cause.analyse(inp)
@@ -286,20 +296,14 @@ class RollbackActivities:
 
     @activity.defn(name="follow_up_notice")
     async def follow_up_notice(self, inp: FollowUpNoticeInput) -> None:
-        heading = {
-            "due": "is due",
-            "reminder": "reminder: still open",
-            "done": "done",
-            "missed": "missed",
-        }[inp.kind]
-        lines = [
-            f"{prefix(inp.ctx)}📋 {inp.name} for {inp.ctx.deployment}: {heading}",
-            *(f"- {action}" for action in inp.actions),
-            f"Owner: {holders_text(inp.owners)}",
-        ]
-        if inp.detail:
-            lines.append(inp.detail)
-        await self.notifier.post(inp.ctx.channel, "\n".join(lines), key=message_key())
+        if inp.workflow_id is None and activity.in_activity():
+            inp = inp.model_copy(update={"workflow_id": activity.info().workflow_id})
+        await self.notifier.follow_up_notice(inp, key=message_key())
+
+    @activity.defn(name="request_comms_approval")
+    async def request_comms_approval(self, inp: CommsApprovalRequestInput) -> None:
+        """The held wording with its approve/hold buttons (a CLI line on the console)."""
+        await self.notifier.request_comms_approval(inp, key=message_key())
 
 
 def _wiring(policy: Policy, source: str) -> tuple[Targets, Metrics]:

@@ -5,6 +5,7 @@ Pure functions: the Slack notifier sends what they build, and tests read it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,14 +22,21 @@ from slack_sdk.models.blocks import (
 )
 
 from activities.models import (
+    CommsApprovalRequestInput,
     DecisionClosedInput,
     DecisionRequestInput,
     EscalationInput,
+    FollowUpNoticeInput,
     RoleHolders,
 )
+from activities.notify import FOLLOW_UP_HEADINGS, ack_command, comms_default_text
 
 APPROVE, DENY, INVESTIGATING = "rollback_approve", "rollback_deny", "rollback_investigating"
 """Button action ids; the gateway maps them back to decisions (gateway/slack_handler.py)."""
+FOLLOW_UP_ACK = "follow_up_ack"
+"""A follow-up notice's Acknowledge button; value `{"workflow_id", "follow_up", "deployment"}`."""
+COMMS_APPROVE, COMMS_HOLD = "comms_approve", "comms_hold"
+"""The buttons of a wording approval request; their value is `{"deployment", "audience"}`."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,87 @@ def escalation(inp: EscalationInput) -> SlackMessage:
             text=MarkdownTextObject(text=f"🚨 *Escalation: {inp.ctx.deployment}*\n{inp.reason}")
         ),
         ContextBlock(elements=[MarkdownTextObject(text=mentions(inp.holders) or "no one")]),
+    ]
+    return SlackMessage(text=text, blocks=[b.to_dict() for b in blocks])
+
+
+def follow_up_notice(inp: FollowUpNoticeInput) -> SlackMessage:
+    """Due and reminder notices carry an Acknowledge button for the follow-up's owners."""
+    deployment = inp.ctx.deployment
+    heading = FOLLOW_UP_HEADINGS[inp.kind]
+    owners = mentions(inp.owners) or "nobody on the roster"
+    open_ = inp.kind in ("due", "reminder")
+    text = f"📋 {inp.name} for {deployment}: {heading}. Owner: {owners}" + (
+        f". Acknowledge with the button or `{ack_command(inp)}`" if open_ else ""
+    )
+    actions = "\n".join(f"• {action}" for action in inp.actions)
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f"📋 *{inp.name}* for *{deployment}*: {heading}"
+                + (f"\n{actions}" if actions else "")
+            )
+        )
+    ]
+    if inp.detail:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=inp.detail)))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Owner: {owners}")]))
+    if open_ and inp.workflow_id:
+        value = json.dumps(
+            {"workflow_id": inp.workflow_id, "follow_up": inp.follow_up, "deployment": deployment}
+        )
+        blocks.append(
+            ActionsBlock(
+                block_id="follow_up",
+                elements=[
+                    ButtonElement(
+                        text="Acknowledge", action_id=FOLLOW_UP_ACK, value=value, style="primary"
+                    )
+                ],
+            )
+        )
+    return SlackMessage(text=text, blocks=[b.to_dict() for b in blocks])
+
+
+def comms_approval_request(inp: CommsApprovalRequestInput) -> SlackMessage:
+    """A held audience's wording with "Approve wording" and "Hold" for its approvers."""
+    deployment = inp.ctx.deployment
+    default = comms_default_text(inp)
+    text = (
+        f"✉️ {inp.audience_name} message for {deployment} needs approval by "
+        f"{inp.approver_text} before {inp.deadline:%H:%M:%S} UTC; then {default}."
+    )
+    quoted = "\n".join(f">{line}" for line in inp.wording.splitlines() or [""])
+    value = json.dumps({"deployment": deployment, "audience": inp.audience})
+    blocks: list[Block] = [
+        HeaderBlock(text=f"Approve wording: {inp.audience_name} ({deployment})"[:150]),
+        SectionBlock(text=MarkdownTextObject(text=f"*To {inp.channel}:*\n{quoted}"[:3000])),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=(
+                    f"*Who approves:* {inp.approver_text} ({mentions(inp.approvers)})\n"
+                    f"*Window ends:* {_when(inp.deadline)}; then {default}."
+                )
+            )
+        ),
+        ActionsBlock(
+            block_id="comms",
+            elements=[
+                ButtonElement(
+                    text="Approve wording",
+                    action_id=COMMS_APPROVE,
+                    value=value,
+                    style="primary",
+                    confirm=ConfirmObject(
+                        title="Send this message?",
+                        text=f"The wording goes to *{inp.channel}* as shown.",
+                        confirm="Approve",
+                        deny="Cancel",
+                    ),
+                ),
+                ButtonElement(text="Hold", action_id=COMMS_HOLD, value=value),
+            ],
+        ),
     ]
     return SlackMessage(text=text, blocks=[b.to_dict() for b in blocks])
 

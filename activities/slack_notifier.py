@@ -2,8 +2,9 @@
 
 Progress is a plain `chat.postMessage`; the decision request is a Block Kit message with buttons
 (activities/slack_messages.py) that `chat.update` later turns into the outcome, buttons removed;
-an escalation mentions the escalation path's people. The sync `WebClient` runs in a worker
-thread (its async twin needs aiohttp).
+an escalation mentions the escalation path's people; a follow-up notice carries an Acknowledge
+button, a wording approval request "Approve wording" and "Hold". The sync `WebClient` runs in a
+worker thread (its async twin needs aiohttp).
 
 Slack's errors become `ApplicationError`s: a rate limit, a 5xx or a dropped connection is
 retryable (the activity retries, after Slack's `Retry-After` when it sends one); a bad token, an
@@ -26,10 +27,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities import slack_messages
 from activities.models import (
+    CommsApprovalRequestInput,
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
     EscalationInput,
+    FollowUpNoticeInput,
     StepContext,
 )
 from activities.notify import ConsoleNotifier, Notifier, people_of, prefix
@@ -122,6 +125,18 @@ class SlackNotifier:
         message = drill_marked(SlackMessage(text=text, blocks=built.blocks), inp.ctx)
         await self._once(key, lambda: self._post(inp.ctx.channel, message))
         return people_of(inp.holders)
+
+    async def follow_up_notice(self, inp: FollowUpNoticeInput, *, key: str | None = None) -> None:
+        """With an Acknowledge button while the follow-up is open."""
+        message = drill_marked(slack_messages.follow_up_notice(inp), inp.ctx)
+        await self._once(key, lambda: self._post(inp.ctx.channel, message))
+
+    async def request_comms_approval(
+        self, inp: CommsApprovalRequestInput, *, key: str | None = None
+    ) -> None:
+        """In the deployment's channel, with "Approve wording" and "Hold" buttons."""
+        message = drill_marked(slack_messages.comms_approval_request(inp), inp.ctx)
+        await self._once(key, lambda: self._post(inp.ctx.channel, message))
 
     async def aclose(self) -> None:
         return None  # the WebClient holds no connection between calls

@@ -8,6 +8,8 @@ import sys
 import typer
 
 from cli import (
+    ack_cmd,
+    comms_cmd,
     demo_cmd,
     drill_cmd,
     gateway_cmd,
@@ -34,6 +36,8 @@ app.add_typer(policy_cmd.app, name="policy")
 app.command()(rollback_cmds.trigger)
 app.command()(rollback_cmds.decide)
 app.command()(rollback_cmds.status)
+app.command()(ack_cmd.ack)
+app.command()(comms_cmd.comms)
 app.command()(worker_cmd.worker)
 app.command()(gateway_cmd.gateway)
 app.command()(simulate_cmd.simulate)

@@ -1,10 +1,13 @@
-"""A decision from Slack, delivered so that it is never silently lost."""
+"""A decision, an approval or an acknowledgement from Slack, delivered so that it is never
+silently lost: the update first (an immediate answer), the signal when no worker answers."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -15,60 +18,161 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.temporal_link import TemporalLink, TemporalUnavailable
 from runbook.messages import (
+    ACK_SIGNAL,
+    ACK_UPDATE,
+    COMMS_SIGNAL,
+    COMMS_UPDATE,
     DECIDE_UPDATE,
     DECISION_SIGNAL,
+    CommsApprovalInput,
     DecisionInput,
     DecisionReply,
+    FollowUpAck,
     workflow_id,
 )
 
 ANSWER_WITHIN = timedelta(seconds=2)
 
 
-async def deliver_decision(link: TemporalLink, deployment: str, decision: DecisionInput) -> str:
-    """Try the update (an immediate answer); when no worker answers, store it as a signal.
+@dataclass(frozen=True)
+class Delivery:
+    """One click's call: where it goes, under which update and signal, and how to word it."""
 
-    Both carry the same request id, so a decision delivered both ways counts once.
-    """
+    workflow_id: str
+    update: str
+    signal: str
+    arg: BaseModel
+    request_id: str | None
+    subject: str
+    """What it is about, for the person: the deployment, "first hour for search-a"."""
+    what: str
+    """The noun for it: decision, approval, hold, acknowledgement."""
+    owner: str
+    """Who may refuse it: the rollback, the follow-ups (capitalized, it starts a sentence)."""
+    checked: str
+    """What it is checked against once a worker returns."""
+    missing: str
+    """The answer when the workflow is not running."""
+    cli: str
+    """The command that does the same from a terminal."""
+    outcome: str = "the outcome will appear in the channel"
+    """Where the person sees what became of a stored click."""
+
+
+async def deliver_decision(link: TemporalLink, deployment: str, decision: DecisionInput) -> str:
+    """Both ways carry the same request id, so a decision delivered twice counts once."""
+    return await deliver(
+        link,
+        Delivery(
+            workflow_id=workflow_id(deployment),
+            update=DECIDE_UPDATE,
+            signal=DECISION_SIGNAL,
+            arg=decision,
+            request_id=decision.request_id,
+            subject=deployment,
+            what="decision",
+            owner="The rollback",
+            checked="the authority matrix",
+            missing=f"No rollback is running for {deployment}: nothing was recorded.",
+            cli=f"rollback decide -d {deployment} --{decision.action} --as {decision.person}",
+        ),
+    )
+
+
+async def deliver_comms(link: TemporalLink, deployment: str, approval: CommsApprovalInput) -> str:
+    """An approval (or hold) of a held audience's wording, to the deployment's rollback."""
+    audience = "" if approval.audience == "customer_comms" else f" --audience {approval.audience}"
+    return await deliver(
+        link,
+        Delivery(
+            workflow_id=workflow_id(deployment),
+            update=COMMS_UPDATE,
+            signal=COMMS_SIGNAL,
+            arg=approval,
+            request_id=approval.request_id,
+            subject=f"the {approval.audience} wording of {deployment}",
+            what="approval" if approval.action == "approve" else "hold",
+            owner="The rollback",
+            checked="the business-impact authority of the phase",
+            missing=f"No rollback is running for {deployment}: nothing was recorded.",
+            cli=(
+                f"rollback comms -d {deployment} --{approval.action}{audience} "
+                f"--as {approval.person}"
+            ),
+            outcome=f"`rollback status -d {deployment}` will show the outcome",
+        ),
+    )
+
+
+async def deliver_ack(
+    link: TemporalLink, follow_ups_id: str, deployment: str, ack: FollowUpAck
+) -> str:
+    """An acknowledgement, to the follow-ups workflow the button names."""
+    return await deliver(
+        link,
+        Delivery(
+            workflow_id=follow_ups_id,
+            update=ACK_UPDATE,
+            signal=ACK_SIGNAL,
+            arg=ack,
+            request_id=ack.request_id,
+            subject=f"{ack.follow_up} of {deployment}",
+            what="acknowledgement",
+            owner="The follow-ups",
+            checked="the follow-up's owner and the escalation path",
+            missing=(
+                f"The follow-ups of {deployment} have ended ({follow_ups_id}): "
+                "nothing was recorded."
+            ),
+            cli=f"rollback ack -d {deployment} {ack.follow_up} --as {ack.person}",
+            outcome="the follow-ups' timeline will show the outcome",
+        ),
+    )
+
+
+async def deliver(link: TemporalLink, call: Delivery) -> str:
+    """Try the update (an immediate answer); when no worker answers, store it as a signal."""
     try:
         client = await link.client()
     except TemporalUnavailable as error:
         return (
-            f"⚠️ Your decision was NOT recorded: {error}. Try again in a moment, or run "
-            f"`rollback decide -d {deployment} --{decision.action} --as {decision.person}`."
+            f"⚠️ Your {call.what} was NOT recorded: {error}. Try again in a moment, or run "
+            f"`{call.cli}`."
         )
-    handle = client.get_workflow_handle(workflow_id(deployment))
+    handle = client.get_workflow_handle(call.workflow_id)
     try:
         update = await handle.start_update(
-            DECIDE_UPDATE,
-            decision,
-            id=decision.request_id,
+            call.update,
+            call.arg,
+            id=call.request_id,
             result_type=DecisionReply,
             wait_for_stage=WorkflowUpdateStage.COMPLETED,
             rpc_timeout=ANSWER_WITHIN,
         )
         reply = await update.result(rpc_timeout=ANSWER_WITHIN)
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
-        return await _store(handle, decision, deployment)
+        return await _store(handle, call)
     except WorkflowUpdateFailedError as error:
-        return f"⚠️ The rollback could not take your decision: {error.cause}"
+        return f"⚠️ {call.owner} could not take your {call.what}: {error.cause}"
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return f"No rollback is running for {deployment}: nothing was recorded."
+            return call.missing
         if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
-            return await _store(handle, decision, deployment)
-        return f"⚠️ Your decision was NOT recorded: Temporal answered {error.message}"
+            return await _store(handle, call)
+        return f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}"
     mark = "✅" if reply.accepted else "⛔"
     return f"{mark} {reply.message}"
 
 
-async def _store(handle: WorkflowHandle[Any, Any], decision: DecisionInput, deployment: str) -> str:
+async def _store(handle: WorkflowHandle[Any, Any], call: Delivery) -> str:
     try:
-        await handle.signal(DECISION_SIGNAL, decision, rpc_timeout=ANSWER_WITHIN)
+        await handle.signal(call.signal, call.arg, rpc_timeout=ANSWER_WITHIN)
     except RPCError as error:
-        return f"⚠️ Your decision was NOT recorded: Temporal answered {error.message}"
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return call.missing
+        return f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}"
     return (
-        f"🕓 Recorded for {deployment}: no rollback worker is answering right now, so your "
-        "decision was stored durably. It will be checked against the authority matrix and "
-        "applied when a worker returns; the outcome will appear in the channel."
+        f"🕓 Recorded for {call.subject}: no rollback worker is answering right now, so your "
+        f"{call.what} was stored durably. It will be checked against {call.checked} and "
+        f"applied when a worker returns; {call.outcome}."
     )

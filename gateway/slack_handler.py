@@ -6,19 +6,28 @@ slower follow-up, which answers through the request's `response_url`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from temporalio.service import RPCError
 
-from gateway.decisions import deliver_decision
+from gateway.decisions import deliver_ack, deliver_comms, deliver_decision
 from gateway.temporal_link import TemporalLink, TemporalUnavailable
 from runbook.authority import may_decide
 from runbook.matrix import describe_role_sets
-from runbook.messages import DecisionAction, DecisionInput, RollbackOptions, TriggerEvent
+from runbook.messages import (
+    CommsApprovalInput,
+    DecisionAction,
+    DecisionInput,
+    FollowUpAck,
+    RollbackOptions,
+    TriggerEvent,
+    follow_ups_id,
+)
 from runbook.policy import Policy
 from worker.settings import Settings
 from workflows import operations
@@ -32,6 +41,19 @@ ACTIONS: dict[str, DecisionAction] = {
 }
 """Button action ids, as the decision message (activities/slack_messages.py) builds them."""
 # Kept equal to activities.slack_messages.APPROVE/DENY/INVESTIGATING (a test checks it).
+FOLLOW_UP_ACK = "follow_up_ack"
+"""A follow-up notice's Acknowledge button; value `{"workflow_id", "follow_up", "deployment"}`."""
+COMMS_ACTIONS: dict[str, Literal["approve", "deny"]] = {
+    "comms_approve": "approve",
+    "comms_hold": "deny",
+}
+"""A wording approval request's buttons; value `{"deployment", "audience"}`."""
+# Kept equal to activities.slack_messages.FOLLOW_UP_ACK/COMMS_APPROVE/COMMS_HOLD (tested).
+NOT_COUNTED = {
+    "decision": "Decisions are taken by the roles named in the message.",
+    "ack": "A follow-up is acknowledged by its owner's role or by the escalation path.",
+    "comms": "The wording is approved by the roles named in the message.",
+}
 
 USAGE = (
     "Usage: `/rollback <deployment> <reason>` starts an operational-anomaly rollback "
@@ -68,7 +90,7 @@ class SlackHandler:
         try:
             action = payload["actions"][0]
             action_id = str(action["action_id"])
-            deployment = str(action.get("value") or "")
+            value = str(action.get("value") or "")
             user_id = str(payload["user"]["id"])
             response_url = str(payload.get("response_url") or "")
             message_ts = str(
@@ -79,25 +101,70 @@ class SlackHandler:
             channel = str((payload.get("channel") or {}).get("id") or "")
         except (KeyError, IndexError, TypeError, AttributeError) as error:
             raise BadSlackRequest(f"block_actions payload without {error}") from None
-        if action_id not in ACTIONS:
+        if action_id in ACTIONS:
+            kind = "decision"
+        elif action_id == FOLLOW_UP_ACK:
+            kind = "ack"
+        elif action_id in COMMS_ACTIONS:
+            kind = "comms"
+        else:
             return Handled()
         person = self.policy.person_by_slack_id(user_id)
         if person is None:
             text = (
                 f"<@{user_id}>, you are not in the rollback roster, so your click was not "
-                "counted. Decisions are taken by the roles named in the message."
+                f"counted. {NOT_COUNTED[kind]}"
             )
             return Handled(later=self._reply_later(response_url, text))
+        # A double click (same person, same button, same message) counts once.
+        request_id = f"slack:{channel}:{message_ts}:{user_id}:{action_id}"
+        if kind == "ack":
+            return self._acknowledge(value, person, request_id, response_url)
+        if kind == "comms":
+            return self._approve_comms(value, action_id, person, request_id, response_url)
         decision = DecisionInput(
-            action=ACTIONS[action_id],
-            person=person,
-            via="slack",
-            # A double click (same person, same button, same message) counts once.
-            request_id=f"slack:{channel}:{message_ts}:{user_id}:{action_id}",
+            action=ACTIONS[action_id], person=person, via="slack", request_id=request_id
         )
 
         async def later() -> None:
-            text = await deliver_decision(self.link, deployment, decision)
+            text = await deliver_decision(self.link, value, decision)
+            await self.respond(response_url, text)
+
+        return Handled(later=later)
+
+    def _acknowledge(self, value: str, person: str, request_id: str, response_url: str) -> Handled:
+        fields = _button_value(value, "workflow_id", "follow_up")
+        target = fields.get("workflow_id", "")
+        if not fields or not target.startswith(follow_ups_id("")):
+            return Handled(later=self._reply_later(response_url, OUTDATED))
+        deployment = fields.get("deployment") or _deployment_of(target)
+        ack = FollowUpAck(
+            follow_up=fields["follow_up"], person=person, via="slack", request_id=request_id
+        )
+
+        async def later() -> None:
+            text = await deliver_ack(self.link, target, deployment, ack)
+            await self.respond(response_url, text)
+
+        return Handled(later=later)
+
+    def _approve_comms(
+        self, value: str, action_id: str, person: str, request_id: str, response_url: str
+    ) -> Handled:
+        fields = _button_value(value, "deployment", "audience")
+        if not fields:
+            return Handled(later=self._reply_later(response_url, OUTDATED))
+        deployment = fields["deployment"]
+        approval = CommsApprovalInput(
+            action=COMMS_ACTIONS[action_id],
+            person=person,
+            audience=fields["audience"],
+            via="slack",
+            request_id=request_id,
+        )
+
+        async def later() -> None:
+            text = await deliver_comms(self.link, deployment, approval)
             await self.respond(response_url, text)
 
         return Handled(later=later)
@@ -218,3 +285,27 @@ class SlackHandler:
 
 def _ephemeral(text: str) -> dict[str, Any]:
     return {"response_type": "ephemeral", "text": text}
+
+
+OUTDATED = (
+    "⚠️ This button does not name what it is for (an outdated message?): nothing was "
+    "recorded. Use the command the message shows instead."
+)
+
+
+def _button_value(value: str, *required: str) -> dict[str, str]:
+    """The JSON a button carries (activities/slack_messages.py); {} when it is not that."""
+    try:
+        fields = json.loads(value)
+    except ValueError:
+        return {}
+    if not isinstance(fields, dict) or not all(
+        isinstance(fields.get(name), str) and fields[name] for name in required
+    ):
+        return {}
+    return {k: v for k, v in fields.items() if isinstance(v, str)}
+
+
+def _deployment_of(follow_ups: str) -> str:
+    """`follow-ups-search-a-20250101T120000` → `search-a`."""
+    return follow_ups.removeprefix(follow_ups_id("")).rsplit("-", 1)[0]

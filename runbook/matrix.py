@@ -68,6 +68,13 @@ def resolve(policy: Policy, trigger_id: str, phase: int) -> Resolution:
     )
 
 
+def approvers_for(policy: Policy, authority_row: str, phase: int) -> RoleSets:
+    """The approver sets of an authority-matrix row at a phase (`[]` where the row says
+    `system`)."""
+    cell = policy.authority_matrix[authority_row][phase]
+    return [] if cell == "system" else [list(s) for s in cell]
+
+
 def all_resolutions(policy: Policy) -> list[Resolution]:
     return [
         resolve(policy, trigger_id, phase)

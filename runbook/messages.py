@@ -27,6 +27,8 @@ DECIDE_UPDATE = "decide"
 DECISION_SIGNAL = "decision"
 """The same decision as a signal: durable even while no worker runs (the gateway's fallback)."""
 STATUS_QUERY = "status"
+COMMS_UPDATE = "approve_comms"
+COMMS_SIGNAL = "comms_approval"
 
 
 def workflow_id(deployment: str) -> str:
@@ -125,6 +127,56 @@ class OpenDecision(BaseModel):
     votes: dict[str, DecisionAction] = {}
 
 
+class CommsApprovalInput(BaseModel):
+    """An approval (or refusal) of an audience's wording, e.g. the customer notification."""
+
+    action: Literal["approve", "deny"]
+    person: str = Field(description="roster person id")
+    audience: str = "customer_comms"
+    via: str = "cli"
+    note: str = ""
+    request_id: str | None = Field(
+        default=None, description="the same id twice (a double click) counts once"
+    )
+
+
+class PendingComms(BaseModel):
+    """A message held until the authority the policy names approves its wording."""
+
+    audience: str
+    name: str
+    channel: str
+    approvers: RoleSets
+    opened_at: datetime
+    deadline: datetime
+    default: Literal["send", "hold"]
+    wording: str
+    votes: dict[str, Literal["approve", "deny"]] = {}
+    outcome: Literal["pending", "approved", "denied", "expired"] = "pending"
+    decided_by: list[str] = []
+    sent: bool = False
+
+
+class RankedHypothesis(BaseModel):
+    text: str
+    severity: Literal["critical", "high", "medium", "low"]
+    area: str
+
+
+class RootCauseMaterial(BaseModel):
+    """Step 6's findings as the status and the report carry them (the fields of the
+    root_cause_analysis activity's result that matter to people)."""
+
+    summary: str = ""
+    hypotheses: list[str] = []
+    ranked: list[RankedHypothesis] = []
+    metrics: dict[str, dict[str, float]] = {}
+    """Treatment versus control figures over the treatment period, by metric."""
+    log_lines: int = 0
+    log_excerpt: list[str] = []
+    timeline: list[str] = []
+
+
 class RollbackStatus(BaseModel):
     deployment: str
     state: RollbackState
@@ -143,6 +195,12 @@ class RollbackStatus(BaseModel):
     """trigger_to_decision, decision_to_traffic_reversion, … in seconds, as measured so far."""
     follow_ups_id: str | None = None
     """The workflow running the post-rollback follow-ups, once scheduled."""
+    comms: list[PendingComms] = []
+    """Messages whose wording needs an approval (customer communications)."""
+    last_decision: OpenDecision | None = None
+    """The last decision window as it stood when it closed (`decision` is None once closed)."""
+    root_cause: RootCauseMaterial | None = None
+    """Step 6's material, once the root cause analysis has run."""
 
 
 # --- post-rollback follow-ups ---------------------------------------------------------------

@@ -82,16 +82,19 @@ class FollowUpsWorkflow:
 
     @workflow.update(name=ACK_UPDATE)
     def acknowledge(self, ack: FollowUpAck) -> DecisionReply:
-        if ack.request_id is not None and ack.request_id in self._acks:
-            return self._acks[ack.request_id]
-        reply = self._acknowledge(ack)
-        if ack.request_id is not None:
-            self._acks[ack.request_id] = reply
-        return reply
+        return self._acknowledge_once(ack)
 
     @workflow.signal(name=ACK_SIGNAL)
     def on_acknowledgement(self, ack: FollowUpAck) -> None:
-        self._acknowledge(ack)
+        self._acknowledge_once(ack)
+
+    def _acknowledge_once(self, ack: FollowUpAck) -> DecisionReply:
+        """A repeated request id (a double click, an update then its signal) counts once."""
+        if ack.request_id is None:
+            return self._acknowledge(ack)
+        if ack.request_id not in self._acks:
+            self._acks[ack.request_id] = self._acknowledge(ack)
+        return self._acks[ack.request_id]
 
     @workflow.signal(name=INCIDENT_SIGNAL)
     def on_incident(self, event: TriggerEvent) -> None:

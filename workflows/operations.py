@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client, WorkflowHandle
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from runbook.messages import (
+    ACK_UPDATE,
+    COMMS_UPDATE,
     DECIDE_UPDATE,
     STATUS_QUERY,
     TRIGGER_SIGNAL,
+    CommsApprovalInput,
     DecisionInput,
     DecisionReply,
+    FollowUpAck,
     RollbackInput,
     RollbackOptions,
     RollbackStatus,
     TriggerEvent,
+    follow_ups_id,
     workflow_id,
 )
 from runbook.policy import Policy
@@ -58,3 +68,74 @@ async def decide(
 async def status(client: Client, deployment: str) -> RollbackStatus:
     handle = client.get_workflow_handle(workflow_id(deployment))
     return await handle.query(STATUS_QUERY, result_type=RollbackStatus)
+
+
+async def approve_comms(
+    client: Client, deployment: str, approval: CommsApprovalInput, update_id: str | None = None
+) -> DecisionReply:
+    """Approve or hold a held audience's wording; `update_id` makes a double click count once."""
+    handle = client.get_workflow_handle_for(RollbackWorkflow.run, workflow_id(deployment))
+    return await handle.execute_update(
+        COMMS_UPDATE, approval, id=update_id, result_type=DecisionReply
+    )
+
+
+async def acknowledge_follow_up(
+    client: Client, follow_ups_workflow_id: str, ack: FollowUpAck, update_id: str | None = None
+) -> DecisionReply:
+    """Acknowledge one follow-up on the follow-ups workflow (`find_follow_ups` finds its id)."""
+    handle = client.get_workflow_handle(follow_ups_workflow_id)
+    return await handle.execute_update(ACK_UPDATE, ack, id=update_id, result_type=DecisionReply)
+
+
+@dataclass(frozen=True)
+class FollowUpsRun:
+    workflow_id: str
+    running: bool
+    started: datetime | None = None
+
+
+async def find_follow_ups(client: Client, deployment: str) -> list[FollowUpsRun]:
+    """The deployment's follow-ups workflows, the one to act on first.
+
+    The running rollback names its own (`follow_ups_id` in its status); once it has closed,
+    or when it is a newer rollback without follow-ups yet, visibility lists them by ID:
+    running before closed, newest first.
+    """
+    named = await _named_by_rollback(client, deployment)
+    if named is not None:
+        return [FollowUpsRun(named, running=True)]
+    if not _SAFE.match(deployment):
+        return []
+    prefix = f"{follow_ups_id(deployment)}-"
+    shape = re.compile(re.escape(prefix) + r"\d{8}T\d{6}$")
+    query = f'WorkflowType = "FollowUpsWorkflow" AND WorkflowId STARTS_WITH "{prefix}"'
+    found = [
+        FollowUpsRun(
+            wf.id, running=wf.status == WorkflowExecutionStatus.RUNNING, started=wf.start_time
+        )
+        async for wf in client.list_workflows(query, limit=100)
+        if shape.match(wf.id)
+    ]
+    return sorted(found, key=lambda run: (not run.running, -_epoch(run.started)))
+
+
+_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+async def _named_by_rollback(client: Client, deployment: str) -> str | None:
+    handle = client.get_workflow_handle(workflow_id(deployment))
+    try:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        current = await handle.query(STATUS_QUERY, result_type=RollbackStatus)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return current.follow_ups_id
+
+
+def _epoch(at: datetime | None) -> float:
+    return at.timestamp() if at is not None else 0.0

@@ -19,6 +19,8 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
+        AudienceResult,
+        CommsApprovalRequestInput,
         ConfigurationRevertInput,
         DecisionClosedInput,
         DecisionMessage,
@@ -41,11 +43,14 @@ with workflow.unsafe.imports_passed_through():
     from runbook.durations import format_duration
     from runbook.matrix import Resolution, describe_role_sets, phase_for_share, resolve
     from runbook.messages import (
+        COMMS_SIGNAL,
+        COMMS_UPDATE,
         DECIDE_UPDATE,
         DECISION_SIGNAL,
         INCIDENT_SIGNAL,
         STATUS_QUERY,
         TRIGGER_SIGNAL,
+        CommsApprovalInput,
         DecisionInput,
         DecisionReply,
         FollowUpsInput,
@@ -60,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from runbook.timing import intervals, response_times, step_timing
     from workflows import search_attributes as sa
+    from workflows.comms import CommsApprovals
     from workflows.follow_ups import FollowUpsWorkflow
     from workflows.people import role_holders
 
@@ -99,6 +105,9 @@ class RollbackWorkflow:
         self._replies: dict[str, DecisionReply] = {}
         self._deliveries: set[str] = set()
         self._follow_ups_id: str | None = None
+        self._comms = CommsApprovals(
+            self._policy, self._record, self._person_name, lambda: self._state
+        )
 
     # --- entry points ------------------------------------------------------------------
 
@@ -186,6 +195,15 @@ class RollbackWorkflow:
         self._record("decision", f"{message} (via {inp.via})", by=", ".join(voters))
         return DecisionReply(accepted=True, message=message, state=self._state)
 
+    @workflow.update(name=COMMS_UPDATE)
+    def approve_comms(self, inp: CommsApprovalInput) -> DecisionReply:
+        """Approve or hold a held audience's wording; authority checked like a decision."""
+        return self._comms.vote(inp)
+
+    @workflow.signal(name=COMMS_SIGNAL)
+    def on_comms_approval(self, inp: CommsApprovalInput) -> None:
+        self._comms.vote(inp)
+
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> RollbackStatus:
         final = self._state in ("rolled_back", "continued", "failed")
@@ -205,6 +223,7 @@ class RollbackWorkflow:
             response_times=response_times(self._policy, self._instants, self._mode, final),
             intervals=intervals(self._instants),
             follow_ups_id=self._follow_ups_id,
+            comms=self._comms.pending,
         )
 
     # --- the decision ------------------------------------------------------------------
@@ -529,6 +548,9 @@ class RollbackWorkflow:
         )
         if notified is not None and notified.first_sent_at is not None:
             self._instants["first_notification"] = workflow.now()
+        for held in notified.audiences if notified is not None else []:
+            if held.held_for_approval:
+                self._hold_for_approval(held)
 
         self._set_state("investigating")
         self._progress("Phase 3: Investigation & Recovery started")
@@ -555,6 +577,32 @@ class RollbackWorkflow:
         elif stop is not None:
             await self._watch_after_rollback()
         self._set_state("rolled_back" if stop is not None else "failed")
+
+    def _hold_for_approval(self, held: AudienceResult) -> None:
+        """The wording waits for its approvers in the background; Phase 3 goes on."""
+        phase = self._phase if self._phase is not None else max(self._policy.phases)
+        pending = self._comms.open(held, phase, workflow.now())
+        ctx = self._ctx("Communication approval")
+        request = CommsApprovalRequestInput(
+            ctx=ctx,
+            audience=pending.audience,
+            audience_name=pending.name,
+            channel=pending.channel,
+            wording=pending.wording,
+            approvers=role_holders(self._policy, sorted({r for s in pending.approvers for r in s})),
+            approver_text=describe_role_sets(self._policy, pending.approvers),
+            deadline=pending.deadline,
+            default=pending.default,
+        )
+        self._spawn(
+            self._quietly("approval request", RollbackActivities.request_comms_approval, request)
+        )
+
+        async def settle() -> None:
+            if not await self._comms.settle(pending, ctx, self._inp.options.ui_metadata):
+                self._escalate(f"{pending.name}: the approved message could not be sent")
+
+        self._spawn(settle())
 
     async def _start_follow_ups(self) -> ChildWorkflowHandle[Any, Any] | None:
         """The week of follow-ups runs apart, so the next canary can start a new rollback."""

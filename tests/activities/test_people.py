@@ -40,7 +40,7 @@ async def test_stakeholders_are_told_from_measured_impact(
         "sent: 1.250% of queries failed (treatment error rate 0.05 on 25% of traffic), > 0.10%"
     )
     assert by_id["customer_comms"].reason == (
-        "held: wording needs approval by the business-impact authority"
+        "held: wording needs approval by the business impact authority"
     )
     assert result.first_sent_at is not None
     assert [m.channel for m in notifier.sent] == [
@@ -49,6 +49,9 @@ async def test_stakeholders_are_told_from_measured_impact(
         "#eng-leadership",
     ]
     assert "Customer Comms: held" in result.summary
+    held = by_id["customer_comms"]
+    assert held.held_for_approval and not held.sent
+    assert inp.incident.deployment in held.wording  # the wording its approvers will read
 
 
 async def test_without_impact_leadership_and_customers_are_not_told(

@@ -19,6 +19,8 @@ CALLED_BY_WORKFLOWS = {
     "health_validation",
     "deep_health_validation",
     "stakeholder_notification",
+    "send_audience",
+    "request_comms_approval",
     "root_cause_analysis",
     "recovery_planning",
     "request_decision",

@@ -14,8 +14,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.models import (
+    AudienceResult,
     BaselineCheckInput,
     BaselineCheckResult,
+    CommsApprovalRequestInput,
     ConfigurationRevertInput,
     ConfigurationRevertResult,
     DecisionClosedInput,
@@ -36,6 +38,7 @@ from activities.models import (
     RecoveryPlanResult,
     RootCauseInput,
     RootCauseResult,
+    SendAudienceInput,
     StakeholderNotificationInput,
     StakeholderNotificationResult,
     TrafficSplit,
@@ -49,6 +52,8 @@ class StandIns:
     unhealthy: bool = False
     baseline_healthy: bool = True
     emergency_stop_delay: float = 0.0
+    sla_breach: bool = False
+    """Step 5 then holds the customer notification for its approval."""
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     def names(self) -> list[str]:
@@ -73,6 +78,8 @@ class StandIns:
             self.escalate,
             self.check_baseline,
             self.follow_up_notice,
+            self.send_audience,
+            self.request_comms_approval,
         ]
 
     @activity.defn(name="read_traffic_split")
@@ -120,9 +127,29 @@ class StandIns:
         self, inp: StakeholderNotificationInput
     ) -> StakeholderNotificationResult:
         self.calls.append(("stakeholder_notification", inp))
+        held = [
+            AudienceResult(
+                audience="customer_comms",
+                channel="#customer-comms",
+                sent=False,
+                reason="held: wording needs approval by the business impact authority",
+                held_for_approval=True,
+                wording="Search results were degraded for some users; service is restored.",
+            )
+        ]
         return StakeholderNotificationResult(
-            audiences=[], first_sent_at=datetime.now(UTC), summary="notified"
+            audiences=held if self.sla_breach else [],
+            first_sent_at=datetime.now(UTC),
+            summary="notified",
         )
+
+    @activity.defn(name="request_comms_approval")
+    async def request_comms_approval(self, inp: CommsApprovalRequestInput) -> None:
+        self.calls.append(("request_comms_approval", inp))
+
+    @activity.defn(name="send_audience")
+    async def send_audience(self, inp: SendAudienceInput) -> None:
+        self.calls.append(("send_audience", inp))
 
     @activity.defn(name="root_cause_analysis")
     async def root_cause_analysis(self, inp: RootCauseInput) -> RootCauseResult:

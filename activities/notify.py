@@ -91,8 +91,8 @@ def decision_request_text(inp: DecisionRequestInput) -> str:
         f"Reason: {inp.reason or 'not given'}. Evidence: {evidence}.",
         f"Who may decide: {inp.approver_text} ({holders_text(inp.deciders)}).",
         f"Deadline: {inp.deadline:%H:%M:%S} UTC; if nobody decides by then, {default}.",
-        f"Decide: rollback decide {inp.ctx.deployment} approve|deny --person <id>"
-        + (" (or investigating, to extend the window)" if inp.can_investigate else ""),
+        f"Decide: rollback decide -d {inp.ctx.deployment} --approve|--deny --as <id>"
+        + (" (or --investigating, to extend the window)" if inp.can_investigate else ""),
     ]
     if inp.links:
         lines.insert(2, "Links: " + " ".join(inp.links))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from temporalio import activity
 
-from activities import checks, config, recovery
+from activities import checks, config, recovery, report
 from activities.cache import ConfigCache
 from activities.config import ConfigService, ConfigurationRevert
 from activities.flags import FeatureFlags
@@ -55,6 +55,7 @@ from activities.models import (
 from activities.notify import Notifier, prefix
 from activities.people import Stakeholders
 from activities.rca import LogSource, RootCause
+from activities.report import ReportInput, ReportResult
 from activities.services import ServiceControl
 from activities.slack_notifier import notifier_from_settings
 from activities.smoke import SmokeTests
@@ -162,6 +163,7 @@ class RollbackActivities:
             self.send_audience,
             self.root_cause_analysis,
             self.recovery_planning,
+            self.post_report,
             self.request_decision,
             self.close_decision,
             self.post_progress,
@@ -250,6 +252,11 @@ class RollbackActivities:
         """A held audience's message, once approved; the same key on every retry."""
         key = f"{inp.ctx.rollback_id}/stakeholder_notification/{inp.audience}"
         await self.notifier.post(inp.channel, f"{prefix(inp.ctx)}{inp.text}", key=key)
+
+    @activity.defn(name="post_report")
+    async def post_report(self, inp: ReportInput) -> ReportResult:
+        """The rollback report in the channel, once the procedure has ended."""
+        return await report.post_report(self.notifier, inp, key=message_key())
 
     @activity.defn(name="root_cause_analysis")
     async def root_cause_analysis(self, inp: RootCauseInput) -> RootCauseResult:

@@ -14,6 +14,7 @@ from cli import (
     drill_cmd,
     gateway_cmd,
     policy_cmd,
+    report_cmd,
     rollback_cmds,
     rules_cmd,
     simulate_cmd,
@@ -36,6 +37,7 @@ app.add_typer(policy_cmd.app, name="policy")
 app.command()(rollback_cmds.trigger)
 app.command()(rollback_cmds.decide)
 app.command()(rollback_cmds.status)
+app.command()(report_cmd.report)
 app.command()(ack_cmd.ack)
 app.command()(comms_cmd.comms)
 app.command()(worker_cmd.worker)

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         StepContext,
     )
     from activities.procedure import RollbackActivities
+    from activities.report import ReportInput
     from runbook.authority import completed_set, may_decide, missing_roles
     from runbook.durations import format_duration
     from runbook.matrix import Resolution, describe_role_sets, phase_for_share, resolve
@@ -119,6 +120,7 @@ class RollbackWorkflow:
         else:
             self._outcome = "canary continued"
             self._set_state("continued")
+            await self._post_report()
         await asyncio.gather(*self._background, return_exceptions=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
@@ -571,12 +573,20 @@ class RollbackWorkflow:
         )
         self._outcome = "rolled back" if stop is not None else "traffic reversion failed"
         self._progress(f"Rollback of {self._inp.deployment}: {self._outcome}")
+        await self._post_report()
         if stop is not None and self._inp.options.drill:
             # A rehearsal pages nobody for a week: no stability watch, no follow-ups.
             self._record("drill", "drill over: no stability watch and no follow-ups scheduled")
         elif stop is not None:
             await self._watch_after_rollback()
         self._set_state("rolled_back" if stop is not None else "failed")
+
+    async def _post_report(self) -> None:
+        """The report in the channel when the procedure ends; `rollback report` has it all."""
+        inp = ReportInput(
+            ctx=self._ctx("Rollback report"), status=self.status(), policy=self._policy
+        )
+        await self._quietly("rollback report", RollbackActivities.post_report, inp)
 
     def _hold_for_approval(self, held: AudienceResult) -> None:
         """The wording waits for its approvers in the background; Phase 3 goes on."""

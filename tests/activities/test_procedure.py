@@ -21,6 +21,7 @@ CALLED_BY_WORKFLOWS = {
     "stakeholder_notification",
     "send_audience",
     "request_comms_approval",
+    "post_report",
     "root_cause_analysis",
     "recovery_planning",
     "request_decision",

@@ -43,6 +43,7 @@ from activities.models import (
     StakeholderNotificationResult,
     TrafficSplit,
 )
+from activities.report import ReportInput, ReportResult
 
 
 @dataclass
@@ -80,6 +81,7 @@ class StandIns:
             self.follow_up_notice,
             self.send_audience,
             self.request_comms_approval,
+            self.post_report,
         ]
 
     @activity.defn(name="read_traffic_split")
@@ -146,6 +148,11 @@ class StandIns:
     @activity.defn(name="request_comms_approval")
     async def request_comms_approval(self, inp: CommsApprovalRequestInput) -> None:
         self.calls.append(("request_comms_approval", inp))
+
+    @activity.defn(name="post_report")
+    async def post_report(self, inp: ReportInput) -> ReportResult:
+        self.calls.append(("post_report", inp))
+        return ReportResult(posted=True, summary="report posted")
 
     @activity.defn(name="send_audience")
     async def send_audience(self, inp: SendAudienceInput) -> None:

@@ -102,6 +102,9 @@ async def test_without_a_held_audience_there_is_nothing_to_approve(
     async with rig(skipping_env, policy) as r:
         await r.trigger("error_rate", phase=25)
         await r.until(lambda s: s.state == "following_up")
+        (posted,) = [inp for name, inp in r.standins.calls if name == "post_report"]
+        assert posted.status.deployment == r.deployment  # the report reached the channel once
+        assert [s.outcome for s in posted.status.steps] == ["ok"] * 7
         reply = await vote(r, "approve", "sprint-pm")
         assert not reply.accepted
         assert "no customer_comms message is waiting" in reply.message

@@ -34,8 +34,9 @@ def comms(
     note: Annotated[str, typer.Option("--note", help="a note for the record")] = "",
     format: FormatOption = Format.text,
 ) -> None:
-    """Approve or hold a message whose wording waits for approval (authority is checked by
-    the rollback: the business-impact authority of the phase).
+    """Approve or hold a message whose wording waits for approval (customer comms).
+
+    Authority is checked by the rollback: the business-impact authority of the phase.
 
     Example: rollback comms -d search-a --approve --as sprint-pm
     """

@@ -26,8 +26,9 @@ def demo(
         bool, typer.Option("--once", help="exit when the scenario is over: 0 passed, 1 failed")
     ] = False,
 ) -> None:
-    """Play the demo: an automated rollback from an Alertmanager alert, then a two-person
-    decision in the CLI, on the embedded stack; then stay up for exploring until Ctrl-C.
+    """Play the demo scenario on the embedded stack, then stay up until Ctrl-C.
+
+    An automated rollback from an Alertmanager alert, then a two-person decision in the CLI.
 
     Its state is fresh every time (ROLLBACK_HOME/demo/).
 

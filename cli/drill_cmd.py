@@ -49,9 +49,10 @@ def drill(
     ] = 900,
     format: Annotated[Format, typer.Option("--format", help="text or JSON")] = Format.text,
 ) -> None:
-    """Rehearse a rollback against the simulator or a staging target (ROLLBACK_TARGET_URL),
-    marked as a drill everywhere, and report its response times against the plan's targets.
-    Exit 0 when every target was met, 1 when one was missed or a step failed.
+    """Rehearse a rollback, marked as a drill, and judge it against the plan's targets.
+
+    Runs against the simulator or a staging target (ROLLBACK_TARGET_URL). Exit 0 when every
+    target was met, 1 when one was missed or a step failed.
 
     Example: rollback drill -d search-b -t quality_regression --approve-as qa-dri
     --approve-as dri-search

@@ -44,9 +44,11 @@ def report(
         typer.Option("--out", "-o", help="write the report to this file instead of printing it"),
     ] = None,
 ) -> None:
-    """The report of the deployment's latest rollback, running or ended: trigger and evidence,
-    decision, steps against their budgets, response times against the plan's targets, recovery,
-    escalations, root-cause material and the timeline rebuilt from the workflow's history.
+    """The report of the deployment's latest rollback, running or ended.
+
+    Trigger and evidence, decision, steps against their budgets, response times against the
+    plan's targets, recovery, escalations, root-cause material and the timeline rebuilt from
+    the workflow's history.
 
     Example: rollback report -d search-a --format json --out search-a-rollback.json
     """

@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         RollbackInput,
         RollbackState,
         RollbackStatus,
+        RootCauseMaterial,
         StepRecord,
         TimelineEntry,
         TriggerEvent,
@@ -106,6 +107,8 @@ class RollbackWorkflow:
         self._replies: dict[str, DecisionReply] = {}
         self._deliveries: set[str] = set()
         self._follow_ups_id: str | None = None
+        self._last_decision: OpenDecision | None = None
+        self._root_cause: RootCauseMaterial | None = None
         self._comms = CommsApprovals(
             self._policy, self._record, self._person_name, lambda: self._state
         )
@@ -120,7 +123,7 @@ class RollbackWorkflow:
         else:
             self._outcome = "canary continued"
             self._set_state("continued")
-            await self._post_report()
+            self._post_report()
         await asyncio.gather(*self._background, return_exceptions=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
@@ -226,6 +229,8 @@ class RollbackWorkflow:
             intervals=intervals(self._instants),
             follow_ups_id=self._follow_ups_id,
             comms=self._comms.pending,
+            last_decision=self._last_decision,
+            root_cause=self._root_cause,
         )
 
     # --- the decision ------------------------------------------------------------------
@@ -457,6 +462,7 @@ class RollbackWorkflow:
         if self._decision is None:
             return
         self._record("window_closed", f"decision closed: {outcome}")
+        self._last_decision = self._decision
         message, self._decision = self._message, None
         self._message = None
         inp = DecisionClosedInput(
@@ -561,6 +567,8 @@ class RollbackWorkflow:
             RollbackActivities.root_cause_analysis,
             RootCauseInput(ctx=self._ctx(), incident=self._incident()),
         )
+        if rca is not None:
+            self._root_cause = RootCauseMaterial.model_validate(rca.model_dump())
         await self._step(
             "recovery_planning",
             RollbackActivities.recovery_planning,
@@ -573,7 +581,7 @@ class RollbackWorkflow:
         )
         self._outcome = "rolled back" if stop is not None else "traffic reversion failed"
         self._progress(f"Rollback of {self._inp.deployment}: {self._outcome}")
-        await self._post_report()
+        self._post_report()
         if stop is not None and self._inp.options.drill:
             # A rehearsal pages nobody for a week: no stability watch, no follow-ups.
             self._record("drill", "drill over: no stability watch and no follow-ups scheduled")
@@ -581,12 +589,13 @@ class RollbackWorkflow:
             await self._watch_after_rollback()
         self._set_state("rolled_back" if stop is not None else "failed")
 
-    async def _post_report(self) -> None:
-        """The report in the channel when the procedure ends; `rollback report` has it all."""
+    def _post_report(self) -> None:
+        """The report in the channel when the procedure ends; `rollback report` has it all.
+        In the background: a channel that is down never holds the rollback up."""
         inp = ReportInput(
             ctx=self._ctx("Rollback report"), status=self.status(), policy=self._policy
         )
-        await self._quietly("rollback report", RollbackActivities.post_report, inp)
+        self._spawn(self._quietly("rollback report", RollbackActivities.post_report, inp))
 
     def _hold_for_approval(self, held: AudienceResult) -> None:
         """The wording waits for its approvers in the background; Phase 3 goes on."""
@@ -708,8 +717,13 @@ class RollbackWorkflow:
             ),
             summary=self._summary(f"{spec.name}{commands}"),
         )
-        done, _ = await workflow.wait([handle], timeout=timing.budget.total_seconds())
-        if not done:
+        try:
+            await workflow.wait_condition(
+                handle.done,
+                timeout=timing.budget,
+                timeout_summary=f"{spec.name}: budget {format_duration(timing.budget)}",
+            )
+        except TimeoutError:
             record.late = True
             still = " still retrying" if spec.retry_until_success else ""
             self._escalate(

@@ -11,6 +11,7 @@ from activities.flags import FeatureFlags
 from activities.models import ActionResult, StepContext
 from activities.services import ServiceControl
 from activities.targets import Target, fill, not_confirmed
+from runbook.messages import RecoveryMeasure
 from runbook.policy import Targets
 
 STEP = "configuration_revert"
@@ -51,7 +52,8 @@ class ConfigurationRevert:
         self.flags = flags
         self.cache = cache
 
-    async def run(self, ctx: StepContext) -> list[ActionResult]:
+    async def run(self, ctx: StepContext) -> tuple[list[ActionResult], RecoveryMeasure]:
+        """The actions, and the data-integrity evidence of the cache flush."""
         d = ctx.deployment
 
         def key(action: str) -> str:
@@ -78,15 +80,18 @@ class ConfigurationRevert:
                 ),
             )
         )
-        keys = await self.cache.flush()
+        flush = await self.cache.flush()
+        integrity = flush.integrity()
+        others = "unchanged" if integrity.result == "pass" else "CHANGED"
         actions.append(
             ActionResult(
                 command="redis-cli FLUSHDB",
-                outcome="done" if keys else "already",
-                detail=f"database {self.cache.db}: {keys} key(s) flushed",
+                outcome="done" if flush.keys else "already",
+                detail=f"database {flush.db}: {flush.keys} key(s) flushed; "
+                f"other databases {others}",
             )
         )
-        return actions
+        return actions, integrity
 
 
 def summary(actions: list[ActionResult]) -> str:

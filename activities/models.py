@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from runbook.messages import ResponseTime, TimelineEntry
+from runbook.messages import RecoveryMeasure, ResponseTime, TimelineEntry
 from runbook.policy import DeepValidation, HealthCriterion, Notifications, RoleSets
 
 
@@ -73,6 +73,8 @@ class ConfigurationRevertInput(BaseModel):
 class ConfigurationRevertResult(BaseModel):
     actions: list[ActionResult]
     summary: str
+    integrity: RecoveryMeasure | None = None
+    """Data integrity: the flush touched the configuration cache and nothing else."""
 
 
 # --- health ------------------------------------------------------------------------------
@@ -166,6 +168,8 @@ class StakeholderNotificationResult(BaseModel):
     audiences: list[AudienceResult]
     first_sent_at: datetime | None
     summary: str
+    affected_share: float | None = None
+    """The share of all queries affected during the canary, as measured for business impact."""
 
 
 class RootCauseInput(BaseModel):

@@ -27,6 +27,8 @@ class Verdict:
     occurred: bool | None
     """None: it could not be measured."""
     why: str
+    share: float | None = None
+    """The share of all queries affected, where that is what was measured."""
 
 
 async def business_impact(
@@ -48,7 +50,7 @@ async def business_impact(
     if share is None:
         return Verdict(None, "business impact could not be measured")
     occurred = share > limit
-    return Verdict(occurred, f"{share:.3%} {how}, {'>' if occurred else '<='} {limit:.2%}")
+    return Verdict(occurred, f"{share:.3%} {how}, {'>' if occurred else '<='} {limit:.2%}", share)
 
 
 async def sla_breach(reader: MetricsReader, incident: IncidentSummary, impact: Impact) -> Verdict:
@@ -114,6 +116,7 @@ class Stakeholders:
             raise retry  # the audiences already told are not told twice (same keys)
         sent = [r.sent_at for r in results if r.sent_at is not None]
         return StakeholderNotificationResult(
+            affected_share=verdicts["business_impact"].share,
             audiences=results,
             first_sent_at=min(sent) if sent else None,
             summary=summary(inp, results),

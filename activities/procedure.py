@@ -213,8 +213,10 @@ class RollbackActivities:
     async def configuration_revert(
         self, inp: ConfigurationRevertInput
     ) -> ConfigurationRevertResult:
-        actions = await self.revert.run(inp.ctx)
-        return ConfigurationRevertResult(actions=actions, summary=config.summary(actions))
+        actions, integrity = await self.revert.run(inp.ctx)
+        return ConfigurationRevertResult(
+            actions=actions, summary=config.summary(actions), integrity=integrity
+        )
 
     @activity.defn(name="health_validation")
     async def health_validation(self, inp: HealthValidationInput) -> HealthValidationResult:

@@ -127,6 +127,13 @@ class OpenDecision(BaseModel):
     votes: dict[str, DecisionAction] = {}
 
 
+class RecoveryMeasure(BaseModel):
+    """A recovery target judged from what the rollback measured itself."""
+
+    result: Literal["pass", "fail"]
+    evidence: str
+
+
 class CommsApprovalInput(BaseModel):
     """An approval (or refusal) of an audience's wording, e.g. the customer notification."""
 
@@ -195,6 +202,8 @@ class RollbackStatus(BaseModel):
     """trigger_to_decision, decision_to_traffic_reversion, … in seconds, as measured so far."""
     follow_ups_id: str | None = None
     """The workflow running the post-rollback follow-ups, once scheduled."""
+    recovery: dict[str, RecoveryMeasure] = {}
+    """Recovery targets measured during the rollback (`data_integrity`, `user_impact`), by id."""
     comms: list[PendingComms] = []
     """Messages whose wording needs an approval (customer communications)."""
     last_decision: OpenDecision | None = None

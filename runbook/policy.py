@@ -189,6 +189,11 @@ class RecoveryTarget(_Strict):
     description: str
     threshold: float | None = None
     over: Duration | None = None
+    measure: Literal["affected_share", "cache_flush_integrity"] | None = Field(
+        default=None,
+        description="measured by the rollback itself: the share of queries affected (below "
+        "`threshold`), or that the cache flush changed no other database",
+    )
 
 
 class FollowUp(_Strict):

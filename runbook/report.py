@@ -434,6 +434,9 @@ def _recovery(
     for target in policy.recovery_targets if policy else []:
         result: Literal["pass", "fail", "pending", "not_measured"] = "not_measured"
         evidence = "not measured by the engine"
+        measured = status.recovery.get(target.id)
+        if measured is not None:
+            result, evidence = measured.result, measured.evidence
         # A target held over a period is evidenced by the measured follow-up due at its end.
         spec = next(
             (

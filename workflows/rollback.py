@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionReply,
         FollowUpsInput,
         OpenDecision,
+        RecoveryMeasure,
         RollbackInput,
         RollbackState,
         RollbackStatus,
@@ -108,6 +109,7 @@ class RollbackWorkflow:
         self._deliveries: set[str] = set()
         self._follow_ups_id: str | None = None
         self._last_decision: OpenDecision | None = None
+        self._recovery: dict[str, RecoveryMeasure] = {}
         self._root_cause: RootCauseMaterial | None = None
         self._comms = CommsApprovals(
             self._policy, self._record, self._person_name, lambda: self._state
@@ -230,6 +232,7 @@ class RollbackWorkflow:
             follow_ups_id=self._follow_ups_id,
             comms=self._comms.pending,
             last_decision=self._last_decision,
+            recovery=self._recovery,
             root_cause=self._root_cause,
         )
 
@@ -525,11 +528,13 @@ class RollbackWorkflow:
             self._instants["traffic_reverted"] = reverted
             seconds = (reverted - self._instants["trigger"]).total_seconds()
             self._upsert(sa.TRAFFIC_REVERSION_SECONDS.value_set(seconds))
-        await self._step(
+        revert = await self._step(
             "configuration_revert",
             RollbackActivities.configuration_revert,
             ConfigurationRevertInput(ctx=self._ctx()),
         )
+        if revert is not None and revert.integrity is not None:
+            self._measure("cache_flush_integrity", revert.integrity)
         health = await self._step(
             "health_validation",
             RollbackActivities.health_validation,
@@ -554,6 +559,8 @@ class RollbackWorkflow:
                 ctx=self._ctx(), notifications=self._policy.notifications, incident=self._incident()
             ),
         )
+        if notified is not None and notified.affected_share is not None:
+            self._measure_affected_share(notified.affected_share)
         if notified is not None and notified.first_sent_at is not None:
             self._instants["first_notification"] = workflow.now()
         for held in notified.audiences if notified is not None else []:
@@ -588,6 +595,24 @@ class RollbackWorkflow:
         elif stop is not None:
             await self._watch_after_rollback()
         self._set_state("rolled_back" if stop is not None else "failed")
+
+    def _measure(self, measure: str, value: RecoveryMeasure) -> None:
+        """A recovery target the policy says the rollback measures itself."""
+        for target in self._policy.recovery_targets:
+            if target.measure == measure:
+                self._recovery[target.id] = value
+                self._record("recovery_measure", f"{target.name}: {value.result}: {value.evidence}")
+
+    def _measure_affected_share(self, share: float) -> None:
+        for target in self._policy.recovery_targets:
+            if target.measure == "affected_share" and target.threshold is not None:
+                ok = share < target.threshold
+                evidence = (
+                    f"{share:.3%} of queries affected, {'<' if ok else '>='} {target.threshold:.2%}"
+                )
+                value = RecoveryMeasure(result="pass" if ok else "fail", evidence=evidence)
+                self._recovery[target.id] = value
+                self._record("recovery_measure", f"{target.name}: {value.result}: {evidence}")
 
     def _post_report(self) -> None:
         """The report in the channel when the procedure ends; `rollback report` has it all.

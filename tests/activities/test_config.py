@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 from temporalio.exceptions import ApplicationError
 
-from activities.cache import ConfigCache
+from activities.cache import ConfigCache, Flush
 from activities.models import ConfigurationRevertInput
 from activities.procedure import RollbackActivities
 from simulator import SimulatorServer
@@ -57,6 +57,8 @@ async def test_configuration_revert_acts_once_and_flushes_only_the_cache(
     flags = (await sim_get(simulator, f"/flags/{deployment}"))["flags"]
     assert flags == {"hedging": False, "ta_nra_optimization": False}
     assert [await dbsize(redis_url, db) for db in (0, 1, 2)] == [3, 0, 3]
+    assert first.integrity is not None and first.integrity.result == "pass"
+    assert "other databases unchanged (db0: 3 key(s), db2: 3 key(s))" in first.integrity.evidence
 
     applied = [c for c in await calls_of(simulator, deployment) if c["outcome"] == "applied"]
     assert sorted(c["route"] for c in applied) == [
@@ -80,8 +82,8 @@ async def test_the_cache_database_setting_wins_over_the_url(redis_url: str) -> N
     await fill_databases(redis_url, 5, 6)
     cache = ConfigCache(redis_url.rsplit("/", 1)[0] + "/5", db=6, timeout=1)
     try:
-        assert await cache.flush() == 3
-        assert await cache.flush() == 0
+        assert (await cache.flush()).keys == 3
+        assert (await cache.flush()).keys == 0
     finally:
         await cache.aclose()
     assert [await dbsize(redis_url, 5), await dbsize(redis_url, 6)] == [3, 0]
@@ -97,3 +99,10 @@ async def test_redis_down_is_retryable() -> None:
     assert caught.value.type == "TargetUnavailable" and not caught.value.non_retryable
     assert caught.value.message.startswith("Redis redis://127.0.0.1:9/0 database 1 unreachable")
     assert "secret" not in caught.value.message
+
+
+async def test_a_flush_that_other_databases_see_change_fails_data_integrity() -> None:
+    flush = Flush(db=1, keys=3, others_before={"db0": 3}, others_after={"db0": 0})
+    verdict = flush.integrity()
+    assert verdict.result == "fail"
+    assert "before {'db0': 3}, after {'db0': 0}" in verdict.evidence

@@ -44,6 +44,7 @@ from activities.models import (
     TrafficSplit,
 )
 from activities.report import ReportInput, ReportResult
+from runbook.messages import RecoveryMeasure
 
 
 @dataclass
@@ -112,7 +113,11 @@ class StandIns:
         self, inp: ConfigurationRevertInput
     ) -> ConfigurationRevertResult:
         self.calls.append(("configuration_revert", inp))
-        return ConfigurationRevertResult(actions=[], summary="reverted")
+        return ConfigurationRevertResult(
+            actions=[],
+            summary="reverted",
+            integrity=RecoveryMeasure(result="pass", evidence="other databases unchanged"),
+        )
 
     @activity.defn(name="health_validation")
     async def health_validation(self, inp: HealthValidationInput) -> HealthValidationResult:
@@ -141,6 +146,7 @@ class StandIns:
         ]
         return StakeholderNotificationResult(
             audiences=held if self.sla_breach else [],
+            affected_share=0.02 if self.sla_breach else 0.0004,
             first_sent_at=datetime.now(UTC),
             summary="notified",
         )

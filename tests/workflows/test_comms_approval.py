@@ -56,6 +56,7 @@ async def test_the_phase_authority_approves_and_the_message_goes_out(
         sent = [inp for name, inp in r.standins.calls if name == "send_audience"]
         assert len(sent) == 1 and sent[0].channel == "#customer-comms"
         assert "comms_rejected" in kinds(done) and "comms_sent" in kinds(done)
+        assert done.recovery["user_impact"].result == "fail"  # 2 % of queries affected
 
 
 async def test_held_wording_is_never_sent(
@@ -101,10 +102,15 @@ async def test_without_a_held_audience_there_is_nothing_to_approve(
 ) -> None:
     async with rig(skipping_env, policy) as r:
         await r.trigger("error_rate", phase=25)
-        await r.until(lambda s: s.state == "following_up")
+        await r.until(lambda s: s.state == "following_up" and r.standins.count("post_report") > 0)
         (posted,) = [inp for name, inp in r.standins.calls if name == "post_report"]
         assert posted.status.deployment == r.deployment  # the report reached the channel once
         assert [s.outcome for s in posted.status.steps] == ["ok"] * 7
+        # Recovery targets the rollback measures itself, as the policy says.
+        measured = posted.status.recovery
+        assert measured["data_integrity"].result == "pass"
+        assert measured["user_impact"].result == "pass"
+        assert measured["user_impact"].evidence == "0.040% of queries affected, < 1.00%"
         reply = await vote(r, "approve", "sprint-pm")
         assert not reply.accepted
         assert "no customer_comms message is waiting" in reply.message

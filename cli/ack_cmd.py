@@ -10,7 +10,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import Failure, UserError
-from cli.output import Format, console, print_json
+from cli.output import Format, console, print_json, reply_line
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
 from cli.temporal import client_for
@@ -48,7 +48,7 @@ def ack(
     if format is Format.json:
         print_json({"workflow_id": target, **reply.model_dump(mode="json")})
     else:
-        console.print(("accepted: " if reply.accepted else "rejected: ") + reply.message)
+        console.print(reply_line(reply))
     if not reply.accepted:
         raise typer.Exit(1)
 

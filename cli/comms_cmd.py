@@ -10,7 +10,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from cli.errors import Failure, UserError
-from cli.output import Format, console, print_json
+from cli.output import Format, console, print_json, reply_line
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
 from cli.temporal import client_for, explain_rpc
@@ -63,7 +63,7 @@ def comms(
     if format is Format.json:
         print_json(reply)
     else:
-        console.print(("accepted: " if reply.accepted else "rejected: ") + reply.message)
+        console.print(reply_line(reply))
     if not reply.accepted:
         raise typer.Exit(1)
 

@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 
+from runbook.messages import DecisionReply
+
 # Piped output is not cut to 80 columns: names and ids must survive a grep.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, highlight=False)
@@ -18,6 +20,11 @@ errors = Console(stderr=True, highlight=False)
 class Format(StrEnum):
     text = "text"
     json = "json"
+
+
+def reply_line(reply: DecisionReply) -> str:
+    """How a decision, an approval or an acknowledgement was answered, in one line."""
+    return ("accepted: " if reply.accepted else "rejected: ") + reply.message
 
 
 def print_json(value: Any) -> None:

@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from cli.errors import Failure, UserError
-from cli.output import Format, console, print_json
+from cli.output import Format, console, print_json, reply_line
 from cli.policy_cmd import read_policy
 from cli.temporal import client_for, explain_rpc
 from runbook.durations import format_duration
@@ -140,7 +140,7 @@ def decide(
     if format is Format.json:
         print_json(reply)
     else:
-        console.print(("accepted: " if reply.accepted else "rejected: ") + reply.message)
+        console.print(reply_line(reply))
     if not reply.accepted:
         raise typer.Exit(1)
 

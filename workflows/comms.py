@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RollbackState,
     )
     from runbook.policy import Policy
+    from workflows.once import once
 
 Record = Callable[..., None]
 SEND_RETRY = RetryPolicy(
@@ -120,11 +121,7 @@ class CommsApprovals:
 
     def vote(self, inp: CommsApprovalInput) -> DecisionReply:
         """A repeated request id (a double click, an update then its signal) counts once."""
-        if inp.request_id is None:
-            return self._vote(inp)
-        if inp.request_id not in self._replies:
-            self._replies[inp.request_id] = self._vote(inp)
-        return self._replies[inp.request_id]
+        return once(self._replies, inp.request_id, lambda: self._vote(inp))
 
     def _vote(self, inp: CommsApprovalInput) -> DecisionReply:
         who = inp.person

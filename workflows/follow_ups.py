@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         TriggerEvent,
     )
+    from workflows.once import once
     from workflows.people import role_holders
 
 FINAL = ("done", "missed")
@@ -89,12 +90,7 @@ class FollowUpsWorkflow:
         self._acknowledge_once(ack)
 
     def _acknowledge_once(self, ack: FollowUpAck) -> DecisionReply:
-        """A repeated request id (a double click, an update then its signal) counts once."""
-        if ack.request_id is None:
-            return self._acknowledge(ack)
-        if ack.request_id not in self._acks:
-            self._acks[ack.request_id] = self._acknowledge(ack)
-        return self._acks[ack.request_id]
+        return once(self._acks, ack.request_id, lambda: self._acknowledge(ack))
 
     @workflow.signal(name=INCIDENT_SIGNAL)
     def on_incident(self, event: TriggerEvent) -> None:

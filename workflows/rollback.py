@@ -70,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.comms import CommsApprovals
     from workflows.follow_ups import FollowUpsWorkflow
+    from workflows.once import once
     from workflows.people import role_holders
 
 Verdict = Literal["rollback", "deny"]
@@ -152,12 +153,7 @@ class RollbackWorkflow:
         self._decide_once(inp)
 
     def _decide_once(self, inp: DecisionInput) -> DecisionReply:
-        """A repeated request id (a double click, an update then its signal) counts once."""
-        if inp.request_id is None:
-            return self._decide(inp)
-        if inp.request_id not in self._replies:
-            self._replies[inp.request_id] = self._decide(inp)
-        return self._replies[inp.request_id]
+        return once(self._replies, inp.request_id, lambda: self._decide(inp))
 
     def _decide(self, inp: DecisionInput) -> DecisionReply:
         now = workflow.now()

@@ -10,7 +10,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from cli.errors import Failure, UserError
-from cli.output import Format, console, print_json, reply_line
+from cli.output import Format, show_reply
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
 from cli.temporal import client_for, explain_rpc
@@ -60,12 +60,7 @@ def comms(
         note=note,
     )
     reply = asyncio.run(_comms(settings, deployment, approval))
-    if format is Format.json:
-        print_json(reply)
-    else:
-        console.print(reply_line(reply))
-    if not reply.accepted:
-        raise typer.Exit(1)
+    show_reply(reply, format)
 
 
 async def _comms(

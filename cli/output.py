@@ -7,6 +7,7 @@ import sys
 from enum import StrEnum
 from typing import Any
 
+import typer
 from pydantic import BaseModel
 from rich.console import Console
 
@@ -25,6 +26,16 @@ class Format(StrEnum):
 def reply_line(reply: DecisionReply) -> str:
     """How a decision, an approval or an acknowledgement was answered, in one line."""
     return ("accepted: " if reply.accepted else "rejected: ") + reply.message
+
+
+def show_reply(reply: DecisionReply, format: Format) -> None:
+    """Print the answer; a refusal exits 1."""
+    if format is Format.json:
+        print_json(reply)
+    else:
+        console.print(reply_line(reply))
+    if not reply.accepted:
+        raise typer.Exit(1)
 
 
 def print_json(value: Any) -> None:

@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from cli.errors import Failure, UserError
-from cli.output import Format, console, print_json, reply_line
+from cli.output import Format, console, print_json, show_reply
 from cli.policy_cmd import read_policy
 from cli.temporal import client_for, explain_rpc
 from runbook.durations import format_duration
@@ -137,12 +137,7 @@ def decide(
         action=action, person=check_person(policy, as_user), via="cli", note=note
     )
     reply = asyncio.run(_decide(settings, deployment, decision))
-    if format is Format.json:
-        print_json(reply)
-    else:
-        console.print(reply_line(reply))
-    if not reply.accepted:
-        raise typer.Exit(1)
+    show_reply(reply, format)
 
 
 async def _decide(settings: Settings, deployment: str, decision: DecisionInput) -> DecisionReply:

@@ -19,8 +19,10 @@ def policy() -> Policy:
     return load_policy(DEFAULT_POLICY)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of its own per test: its clock is shared by every workflow on
+    it, so a workflow another test left behind could hold or move it."""
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=temporal_test_server(),

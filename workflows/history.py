@@ -94,6 +94,10 @@ class _Activity:
     summary: str | None
     attempt: int = 1
 
+    @property
+    def label(self) -> str:
+        return self.step_name or self.summary or self.type
+
 
 @dataclass
 class _Timer:
@@ -301,16 +305,7 @@ class _Reader:
             reason = str(data.get("reason") or summary or "escalation")
             self._add(event, "escalation", type_, reason, summary=summary)
             return
-        label = step_name or summary or type_
-        self._add(
-            event,
-            "activity_scheduled",
-            type_,
-            f"{label} scheduled",
-            step=step,
-            step_name=step_name,
-            summary=summary,
-        )
+        self._add_activity(event, "activity_scheduled", activity, f"{activity.label} scheduled")
 
     async def _activity_completed(self, event: HistoryEvent) -> None:
         attrs = event.activity_task_completed_event_attributes
@@ -326,17 +321,8 @@ class _Reader:
             detail = f"{verdict}" + (f": {result['summary']}" if result.get("summary") else "")
         else:
             detail = "completed"
-        label = activity.step_name or activity.summary or activity.type
-        self._add(
-            event,
-            "activity_completed",
-            activity.type,
-            f"{label}: {detail}{_attempts(activity.attempt)}",
-            step=activity.step,
-            step_name=activity.step_name,
-            summary=activity.summary,
-            attempt=activity.attempt,
-        )
+        text = f"{activity.label}: {detail}{_attempts(activity.attempt)}"
+        self._add_activity(event, "activity_completed", activity, text, attempt=activity.attempt)
 
     def _activity_ended(self, event: HistoryEvent) -> None:
         if event.event_type == E.EVENT_TYPE_ACTIVITY_TASK_FAILED:
@@ -353,17 +339,8 @@ class _Reader:
         activity = self.activities.get(scheduled)
         if activity is None:
             return
-        label = activity.step_name or activity.summary or activity.type
-        self._add(
-            event,
-            kind,
-            activity.type,
-            f"{label} {what}{_attempts(activity.attempt)}",
-            step=activity.step,
-            step_name=activity.step_name,
-            summary=activity.summary,
-            attempt=activity.attempt,
-        )
+        text = f"{activity.label} {what}{_attempts(activity.attempt)}"
+        self._add_activity(event, kind, activity, text, attempt=activity.attempt)
 
     async def _timer_started(self, event: HistoryEvent) -> None:
         attrs = event.timer_started_event_attributes
@@ -451,6 +428,21 @@ class _Reader:
             except KeyError:
                 continue
         return None
+
+    def _add_activity(
+        self, event: HistoryEvent, kind: str, activity: _Activity, message: str, **fields: Any
+    ) -> HistoryEntry:
+        """An entry about one activity, under its plan step and Web UI summary."""
+        return self._add(
+            event,
+            kind,
+            activity.type,
+            message,
+            step=activity.step,
+            step_name=activity.step_name,
+            summary=activity.summary,
+            **fields,
+        )
 
     def _add(
         self, event: HistoryEvent, kind: str, name: str, message: str, **fields: Any

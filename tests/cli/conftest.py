@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from runbook.loading import DEFAULT_POLICY
 from tests.cli.stack_helpers import WINDOW_SECONDS, Up, free_ports
+from tests.cli.test_cli_live import Live
+from tests.workflows.standins import StandIns
+from workflows.registry import WORKFLOWS
 
 
 @pytest.fixture
@@ -44,3 +50,22 @@ def up(stack_env: dict[str, str]) -> Iterator[Up]:
     yield running
     if running.proc.poll() is None:
         running.stop()
+
+
+@pytest.fixture
+async def live(local_env: WorkflowEnvironment) -> AsyncIterator[Live]:
+    """The real CLI against the dev server, with a worker of stand-in activities."""
+    standins = StandIns(treatment=25)
+    task_queue = f"tq-{uuid4()}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ROLLBACK_")},
+        "ROLLBACK_TEMPORAL_ADDRESS": local_env.client.service_client.config.target_host,
+        "ROLLBACK_TASK_QUEUE": task_queue,
+    }
+    async with Worker(
+        local_env.client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=standins.activities(),
+    ):
+        yield Live(local_env.client, env, standins)

@@ -7,13 +7,10 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.models import CommsApprovalRequestInput, FollowUpNoticeInput, StepContext
 from activities.notify import ConsoleNotifier
@@ -21,10 +18,8 @@ from cli.main import main
 from runbook.messages import FollowUpsInput, RollbackOptions, TriggerEvent
 from runbook.policy import Policy
 from tests.cli.test_cli_live import Live
-from tests.workflows.standins import StandIns
 from workflows import operations
 from workflows.follow_ups import FollowUpsWorkflow
-from workflows.registry import WORKFLOWS
 
 NOWHERE = "127.0.0.1:1"
 
@@ -156,32 +151,14 @@ def _offline_main(argv: list[str]) -> int:
 # --- against the dev server ------------------------------------------------------------------
 
 
-@pytest.fixture
-async def cli_live(local_env: WorkflowEnvironment) -> AsyncIterator[Live]:
-    standins = StandIns(treatment=25)
-    task_queue = f"tq-{uuid4()}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ROLLBACK_")},
-        "ROLLBACK_TEMPORAL_ADDRESS": local_env.client.service_client.config.target_host,
-        "ROLLBACK_TASK_QUEUE": task_queue,
-    }
-    async with Worker(
-        local_env.client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=standins.activities(),
-    ):
-        yield Live(local_env.client, env, standins)
-
-
 @pytest.mark.timeout(60)
 async def test_ack_after_the_rollback_closed_finds_the_follow_ups_by_visibility(
-    cli_live: Live, policy: Policy
+    live: Live, policy: Policy
 ) -> None:
     deployment = f"search-{uuid4().hex[:8]}"
     reverted = datetime.now(UTC) - timedelta(minutes=65)  # the first hour is due
     follow_ups = f"follow-ups-{deployment}-{reverted:%Y%m%dT%H%M%S}"
-    handle = await cli_live.client.start_workflow(
+    handle = await live.client.start_workflow(
         FollowUpsWorkflow.run,
         FollowUpsInput(
             deployment=deployment,
@@ -191,31 +168,31 @@ async def test_ack_after_the_rollback_closed_finds_the_follow_ups_by_visibility(
             rollback_id=f"rollback-{deployment}",
         ),
         id=follow_ups,
-        task_queue=cli_live.env["ROLLBACK_TASK_QUEUE"],
+        task_queue=live.env["ROLLBACK_TASK_QUEUE"],
     )
     try:
-        assert await cli_live.visible(f'WorkflowId = "{follow_ups}"') == [follow_ups]
+        assert await live.visible(f'WorkflowId = "{follow_ups}"') == [follow_ups]
 
-        code, out, _ = await cli_live.cli("ack", "-d", deployment, "first_hour", "--as", "qa-dri")
+        code, out, _ = await live.cli("ack", "-d", deployment, "first_hour", "--as", "qa-dri")
         assert code == 1 and out.startswith("rejected: qa-dri may not acknowledge Immediate")
-        code, out, _ = await cli_live.cli(
+        code, out, _ = await live.cli(
             "ack", "-d", deployment, "short_term_24h", "--as", "dri-backend"
         )
         assert code == 1 and "is not due before" in out
 
-        code, out, err = await cli_live.cli(
+        code, out, err = await live.cli(
             "ack", "-d", deployment, "first_hour", "--as", "dri-backend", "--note", "debrief held"
         )
         assert code == 0, err
         assert out.strip() == "accepted: Immediate actions (first hour): acknowledged"
-        code, out, _ = await cli_live.cli(
+        code, out, _ = await live.cli(
             "ack", "-d", deployment, "first_hour", "--as", "dri-search", "--format", "json"
         )
         answer = json.loads(out)
         assert code == 1 and answer["workflow_id"] == follow_ups
         assert answer["accepted"] is False and "already done (dri-backend)" in answer["message"]
 
-        code, _, err = await cli_live.cli(
+        code, _, err = await live.cli(
             "ack", "-d", f"{deployment}x", "first_hour", "--as", "dri-backend"
         )
         assert code == 2 and f"no follow-ups for deployment '{deployment}x'" in err
@@ -226,27 +203,27 @@ async def test_ack_after_the_rollback_closed_finds_the_follow_ups_by_visibility(
 
 
 @pytest.mark.timeout(60)
-async def test_ack_and_comms_on_a_running_rollback(cli_live: Live, policy: Policy) -> None:
-    cli_live.standins.sla_breach = True  # the customer notification waits for its approval
+async def test_ack_and_comms_on_a_running_rollback(live: Live, policy: Policy) -> None:
+    live.standins.sla_breach = True  # the customer notification waits for its approval
     deployment = f"search-{uuid4().hex[:8]}"
     await operations.send_trigger(
-        cli_live.client,
-        task_queue=cli_live.env["ROLLBACK_TASK_QUEUE"],
+        live.client,
+        task_queue=live.env["ROLLBACK_TASK_QUEUE"],
         policy=policy,
         deployment=deployment,
         event=TriggerEvent(trigger="error_rate", source="test"),
     )
     try:
-        status = await cli_live.until_state(deployment, "following_up")
+        status = await live.until_state(deployment, "following_up")
         for _ in range(100):
             if status["comms"] and status["follow_ups_id"]:
                 break
             await asyncio.sleep(0.1)
-            status = await cli_live.status(deployment)
+            status = await live.status(deployment)
         assert str(status["follow_ups_id"]).startswith(f"follow-ups-{deployment}-")
 
         # Found through the rollback's status: the follow-up exists but is not due yet.
-        code, out, _ = await cli_live.cli(
+        code, out, _ = await live.cli(
             "ack", "-d", deployment, "first_hour", "--as", "dri-backend", "--format", "json"
         )
         answer = json.loads(out)
@@ -254,31 +231,29 @@ async def test_ack_and_comms_on_a_running_rollback(cli_live: Live, policy: Polic
         assert "is not due before" in answer["message"]
 
         # At 25 % the Sprint PM holds the business-impact authority.
-        code, out, _ = await cli_live.cli(
-            "comms", "-d", deployment, "--approve", "--as", "eng-manager"
-        )
+        code, out, _ = await live.cli("comms", "-d", deployment, "--approve", "--as", "eng-manager")
         assert code == 1 and out.startswith("rejected: ") and "needs Sprint PM" in out
-        code, out, err = await cli_live.cli(
+        code, out, err = await live.cli(
             "comms", "-d", deployment, "--approve", "--as", "sprint-pm", "--note", "wording ok"
         )
         assert code == 0, err
         assert out.startswith("accepted: Customer Comms wording approved by Sprint PM")
         for _ in range(100):
-            status = await cli_live.status(deployment)
+            status = await live.status(deployment)
             if status["comms"][0]["sent"]:  # type: ignore[index]
                 break
             await asyncio.sleep(0.1)
         assert status["comms"][0]["outcome"] == "approved"  # type: ignore[index]
-        assert cli_live.standins.count("send_audience") == 1
+        assert live.standins.count("send_audience") == 1
 
-        code, _, err = await cli_live.cli(
+        code, _, err = await live.cli(
             "comms", "-d", f"{deployment}x", "--deny", "--as", "sprint-pm"
         )
         assert code == 1 and f"no rollback is running for deployment '{deployment}x'" in err
     finally:
         with contextlib.suppress(Exception):
-            current = await operations.status(cli_live.client, deployment)
+            current = await operations.status(live.client, deployment)
             if current.follow_ups_id:
-                await cli_live.client.get_workflow_handle(current.follow_ups_id).terminate()
+                await live.client.get_workflow_handle(current.follow_ups_id).terminate()
         with contextlib.suppress(Exception):
-            await cli_live.client.get_workflow_handle(f"rollback-{deployment}").terminate()
+            await live.client.get_workflow_handle(f"rollback-{deployment}").terminate()

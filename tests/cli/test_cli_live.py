@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from uuid import uuid4
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from tests.workflows.standins import StandIns
-from workflows.registry import WORKFLOWS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -62,24 +57,6 @@ class Live:
                 return found
             await asyncio.sleep(0.2)
         return []
-
-
-@pytest.fixture
-async def live(local_env: WorkflowEnvironment) -> AsyncIterator[Live]:
-    standins = StandIns(treatment=25)
-    task_queue = f"tq-{uuid4()}"
-    env = {
-        **os.environ,
-        "ROLLBACK_TEMPORAL_ADDRESS": local_env.client.service_client.config.target_host,
-        "ROLLBACK_TASK_QUEUE": task_queue,
-    }
-    async with Worker(
-        local_env.client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=standins.activities(),
-    ):
-        yield Live(local_env.client, env, standins)
 
 
 async def test_automated_rollback_from_the_cli_is_visible_in_search_attributes(

@@ -66,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         TriggerEvent,
         follow_ups_id,
     )
+    from runbook.policy import RecoveryTarget
     from runbook.timing import intervals, response_times, step_timing
     from workflows import search_attributes as sa
     from workflows.comms import CommsApprovals
@@ -530,7 +531,8 @@ class RollbackWorkflow:
             ConfigurationRevertInput(ctx=self._ctx()),
         )
         if revert is not None and revert.integrity is not None:
-            self._measure("cache_flush_integrity", revert.integrity)
+            integrity = revert.integrity
+            self._measure("cache_flush_integrity", lambda _: integrity)
         health = await self._step(
             "health_validation",
             RollbackActivities.health_validation,
@@ -556,7 +558,8 @@ class RollbackWorkflow:
             ),
         )
         if notified is not None and notified.affected_share is not None:
-            self._measure_affected_share(notified.affected_share)
+            share = notified.affected_share
+            self._measure("affected_share", lambda target: _affected(share, target.threshold))
         if notified is not None and notified.first_sent_at is not None:
             self._instants["first_notification"] = workflow.now()
         for held in notified.audiences if notified is not None else []:
@@ -592,23 +595,14 @@ class RollbackWorkflow:
             await self._watch_after_rollback()
         self._set_state("rolled_back" if stop is not None else "failed")
 
-    def _measure(self, measure: str, value: RecoveryMeasure) -> None:
-        """A recovery target the policy says the rollback measures itself."""
+    def _measure(
+        self, measure: str, judge: Callable[[RecoveryTarget], RecoveryMeasure | None]
+    ) -> None:
+        """Recovery targets the policy says the rollback measures itself."""
         for target in self._policy.recovery_targets:
-            if target.measure == measure:
+            if target.measure == measure and (value := judge(target)) is not None:
                 self._recovery[target.id] = value
                 self._record("recovery_measure", f"{target.name}: {value.result}: {value.evidence}")
-
-    def _measure_affected_share(self, share: float) -> None:
-        for target in self._policy.recovery_targets:
-            if target.measure == "affected_share" and target.threshold is not None:
-                ok = share < target.threshold
-                evidence = (
-                    f"{share:.3%} of queries affected, {'<' if ok else '>='} {target.threshold:.2%}"
-                )
-                value = RecoveryMeasure(result="pass" if ok else "fail", evidence=evidence)
-                self._recovery[target.id] = value
-                self._record("recovery_measure", f"{target.name}: {value.result}: {evidence}")
 
     def _post_report(self) -> None:
         """The report in the channel when the procedure ends; `rollback report` has it all.
@@ -889,6 +883,17 @@ class RollbackWorkflow:
             return "nobody"
         known = self._policy.people.get(person)
         return f"{known.name} ({person})" if known else person
+
+
+def _affected(share: float, threshold: float | None) -> RecoveryMeasure | None:
+    """User impact: the share of queries affected, under the target's threshold."""
+    if threshold is None:
+        return None
+    ok = share < threshold
+    return RecoveryMeasure(
+        result="pass" if ok else "fail",
+        evidence=f"{share:.3%} of queries affected, {'<' if ok else '>='} {threshold:.2%}",
+    )
 
 
 def _cause(error: BaseException) -> str:

@@ -11,6 +11,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY runbook runbook
+COPY contract contract
+COPY config config
+COPY client client
 COPY workflows workflows
 COPY activities activities
 COPY worker worker

@@ -9,7 +9,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 
 from activities.targets import rejected, unavailable
-from runbook.messages import RecoveryMeasure
+from runbook.status import RecoveryMeasure
 
 
 @dataclass(frozen=True)

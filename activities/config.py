@@ -11,8 +11,8 @@ from activities.flags import FeatureFlags
 from activities.models import ActionResult, StepContext
 from activities.services import ServiceControl
 from activities.targets import Target, fill, not_confirmed
-from runbook.messages import RecoveryMeasure
 from runbook.policy import Targets
+from runbook.status import RecoveryMeasure
 
 STEP = "configuration_revert"
 

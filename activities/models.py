@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from runbook.messages import RecoveryMeasure, ResponseTime, TimelineEntry
 from runbook.policy import DeepValidation, HealthCriterion, Notifications, RoleSets
+from runbook.status import RecoveryMeasure, ResponseTime, TimelineEntry
 
 
 class StepContext(BaseModel):

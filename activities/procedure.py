@@ -65,7 +65,7 @@ from runbook.loading import load_policy
 from runbook.policy import Metrics, Policy, Targets
 
 if TYPE_CHECKING:
-    from worker.settings import Settings
+    from config.settings import Settings
 
 log = logging.getLogger(__name__)
 

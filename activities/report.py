@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from activities.models import StepContext
 from activities.notify import Notifier, prefix
 from runbook.durations import format_duration
-from runbook.messages import RollbackStatus
 from runbook.policy import Policy
 from runbook.report import RollbackReport, build_report
+from runbook.status import RollbackStatus
 
 MARKS = {"ok": "✅", "failed": "❌", "running": "⏳"}
 RESULTS = {"pass": "✅", "fail": "❌", "pending": "⏳", "n/a": "➖"}

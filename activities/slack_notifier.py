@@ -39,7 +39,7 @@ from activities.notify import ConsoleNotifier, Notifier, people_of, prefix
 from activities.slack_messages import SlackMessage
 
 if TYPE_CHECKING:
-    from worker.settings import Settings
+    from config.settings import Settings
 
 log = logging.getLogger("rollback.notify")
 

@@ -21,8 +21,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from contract.rollback import DecisionInput, RollbackOptions, TriggerEvent
 from runbook.loading import DEFAULT_POLICY, load_policy
-from runbook.messages import DecisionInput, RollbackOptions, TriggerEvent
 from tests.workflows.standins import StandIns
 from worker.binaries import temporal_cli
 from workflows import operations, search_attributes

@@ -14,9 +14,10 @@ from cli.output import Format, console, print_json, reply_line
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
 from cli.temporal import client_for
-from runbook.messages import DecisionReply, FollowUpAck
-from worker.settings import Settings, load_settings
-from workflows import operations
+from client import operations
+from config.settings import Settings, load_settings
+from contract.follow_ups import FollowUpAck
+from contract.rollback import DecisionReply
 
 
 def ack(

@@ -14,9 +14,9 @@ from cli.output import Format, show_reply
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
 from cli.temporal import client_for, explain_rpc
-from runbook.messages import CommsApprovalInput, DecisionReply
-from worker.settings import Settings, load_settings
-from workflows import operations
+from client import operations
+from config.settings import Settings, load_settings
+from contract.rollback import CommsApprovalInput, DecisionReply
 
 
 def comms(

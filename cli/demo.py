@@ -18,8 +18,9 @@ import httpx
 from temporalio.client import Client
 
 from cli.follow import SETTLED, follow, in_state
-from runbook.messages import RollbackStatus, workflow_id
-from worker.settings import Settings
+from config.settings import Settings
+from contract.rollback import workflow_id
+from runbook.status import RollbackStatus
 
 DEPLOYMENTS = {"search-a": 25, "search-b": 50}
 ACT_TIMEOUT_SECONDS = 120.0

@@ -15,7 +15,7 @@ from cli.output import console
 from cli.rollback_cmds import response_table, timeline_table
 from cli.stack import Stack
 from cli.temporal import client_for
-from worker.settings import Settings, load_settings
+from config.settings import Settings, load_settings
 
 # Step 4 watches the system for 30 s; the demo watches for 4.5 s (the simulator averages over 2 s).
 DEMO_ENV = {"ROLLBACK_OBSERVE_SCALE": "0.15", "ROLLBACK_HEALTH_POLL_INTERVAL": "0.5"}

@@ -16,16 +16,11 @@ from cli.output import Format, console, print_json
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import check_deployment, check_person, response_table
 from cli.temporal import client_for
-from runbook.messages import (
-    DecisionInput,
-    RollbackOptions,
-    RollbackStatus,
-    TriggerEvent,
-    workflow_id,
-)
+from client import operations
+from config.settings import Settings, load_settings
+from contract.rollback import DecisionInput, RollbackOptions, TriggerEvent, workflow_id
 from runbook.policy import Policy
-from worker.settings import Settings, load_settings
-from workflows import operations
+from runbook.status import RollbackStatus
 
 
 def drill(

@@ -10,8 +10,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from cli.errors import Failure
-from runbook.messages import RollbackStatus, TimelineEntry
-from workflows import operations
+from client import operations
+from runbook.status import RollbackStatus, TimelineEntry
 
 SETTLED = frozenset({"following_up", "rolled_back", "continued", "failed"})
 

@@ -11,11 +11,11 @@ from slack_sdk import WebClient
 
 from cli.errors import UserError
 from cli.policy_cmd import read_policy
+from config.settings import load_settings
 from gateway.app import create_app
 from gateway.slack_handler import SlackHandler
 from gateway.socket_mode import serve_socket_mode
 from gateway.temporal_link import TemporalLink
-from worker.settings import load_settings
 
 
 def gateway(

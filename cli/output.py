@@ -11,7 +11,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 
-from runbook.messages import DecisionReply
+from contract.rollback import DecisionReply
 
 # Piped output is not cut to 80 columns: names and ids must survive a grep.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)

@@ -17,12 +17,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from cli.errors import Failure, UserError
 from cli.rollback_cmds import Deployment, check_deployment
 from cli.temporal import client_for
+from client import history
+from config.settings import Settings, load_settings
+from contract.rollback import STATUS_QUERY, workflow_id
 from runbook.loading import load_policy
-from runbook.messages import STATUS_QUERY, FollowUpsStatus, RollbackStatus, workflow_id
 from runbook.policy import Policy
 from runbook.report import RollbackReport, build_report
-from worker.settings import Settings, load_settings
-from workflows import history
+from runbook.status import FollowUpsStatus, RollbackStatus
 
 M = TypeVar("M", bound=BaseModel)
 QUERY_TIMEOUT = timedelta(seconds=5)

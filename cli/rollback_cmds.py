@@ -16,19 +16,18 @@ from cli.errors import Failure, UserError
 from cli.output import Format, console, print_json, show_reply
 from cli.policy_cmd import read_policy
 from cli.temporal import client_for, explain_rpc
-from runbook.durations import format_duration
-from runbook.messages import (
-    DecisionAction,
+from client import operations
+from config.settings import Settings, load_settings
+from contract.rollback import (
     DecisionInput,
     DecisionReply,
     RollbackOptions,
-    RollbackStatus,
     TriggerEvent,
     workflow_id,
 )
+from runbook.durations import format_duration
 from runbook.policy import Policy
-from worker.settings import Settings, load_settings
-from workflows import operations
+from runbook.status import DecisionAction, RollbackStatus
 
 DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 

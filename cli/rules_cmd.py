@@ -12,9 +12,9 @@ import typer
 
 from cli.errors import UserError
 from cli.policy_cmd import read_policy
+from config.settings import Settings, load_settings
 from runbook import alert_rules
 from runbook.loading import PolicyError
-from worker.settings import Settings, load_settings
 
 
 def rules(

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from cli.errors import Failure, UserError
+from config.settings import Settings
 from worker.binaries import MissingBinary, redis_server, temporal_cli
-from worker.settings import Settings
 from workflows import search_attributes
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}

@@ -6,8 +6,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import Failure
-from worker.connection import connect
-from worker.settings import Settings
+from config.connection import connect
+from config.settings import Settings
 
 
 async def client_for(settings: Settings) -> Client:

@@ -9,7 +9,7 @@ import typer
 from cli.errors import UserError
 from cli.simulate_cmd import parse_deployments
 from cli.stack import Stack
-from worker.settings import Settings, load_settings
+from config.settings import Settings, load_settings
 
 DEFAULT_DEPLOYMENTS = {"search-a": 25, "search-b": 50}
 

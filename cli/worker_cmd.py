@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 from cli.temporal import client_for
+from config.settings import load_settings
 from worker.main import run_worker
-from worker.settings import load_settings
 
 
 def worker() -> None:

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Response
 from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
+from client import operations
+from config.settings import Settings
+from contract.rollback import TRIGGER_SIGNAL, RollbackOptions, workflow_id
 from gateway.alerts import Alert, AlertmanagerWebhook, GrafanaWebhook, Routed, route
 from gateway.temporal_link import TemporalLink, TemporalUnavailable
-from runbook.messages import TRIGGER_SIGNAL, RollbackOptions, workflow_id
 from runbook.policy import Policy
-from worker.settings import Settings
-from workflows import operations
 
 log = logging.getLogger("gateway.alerts")
 

@@ -15,11 +15,11 @@ from pydantic import BaseModel
 from slack_sdk.signature import SignatureVerifier
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from config.settings import Settings
 from gateway.alert_routes import alerts_router
 from gateway.slack_handler import BadSlackRequest, Handled, SlackHandler
 from gateway.temporal_link import TemporalLink
 from runbook.policy import Policy
-from worker.settings import Settings
 
 log = logging.getLogger("gateway")
 

@@ -16,10 +16,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway.temporal_link import TemporalLink, TemporalUnavailable
-from runbook.messages import (
-    ACK_SIGNAL,
-    ACK_UPDATE,
+from contract.follow_ups import ACK_SIGNAL, ACK_UPDATE, FollowUpAck
+from contract.rollback import (
     COMMS_SIGNAL,
     COMMS_UPDATE,
     DECIDE_UPDATE,
@@ -27,9 +25,9 @@ from runbook.messages import (
     CommsApprovalInput,
     DecisionInput,
     DecisionReply,
-    FollowUpAck,
     workflow_id,
 )
+from gateway.temporal_link import TemporalLink, TemporalUnavailable
 
 ANSWER_WITHIN = timedelta(seconds=2)
 

@@ -15,22 +15,16 @@ from typing import Any, Literal
 import httpx
 from temporalio.service import RPCError
 
+from client import operations
+from config.settings import Settings
+from contract.follow_ups import FollowUpAck, follow_ups_id
+from contract.rollback import CommsApprovalInput, DecisionInput, RollbackOptions, TriggerEvent
 from gateway.decisions import deliver_ack, deliver_comms, deliver_decision
 from gateway.temporal_link import TemporalLink, TemporalUnavailable
 from runbook.authority import may_decide
 from runbook.matrix import describe_role_sets
-from runbook.messages import (
-    CommsApprovalInput,
-    DecisionAction,
-    DecisionInput,
-    FollowUpAck,
-    RollbackOptions,
-    TriggerEvent,
-    follow_ups_id,
-)
 from runbook.policy import Policy
-from worker.settings import Settings
-from workflows import operations
+from runbook.status import DecisionAction
 
 log = logging.getLogger("gateway.slack")
 

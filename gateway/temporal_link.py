@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from temporalio.client import Client
 
-from worker.connection import connect
-from worker.settings import Settings
+from config.connection import connect
+from config.settings import Settings
 
 
 class TemporalUnavailable(Exception):

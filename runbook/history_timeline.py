@@ -4,7 +4,7 @@ Every trigger and decision that reached the workflow, every step's activity sche
 ended, the timers (decision windows, step budgets, the watch), escalations, the follow-ups
 child and the end, each at the instant the history recorded it. The workflow's own status
 timeline says what it concluded; this one is the evidence it concluded from, rebuilt
-independently of the workflow's code (`workflows/history.py` reads a history into it).
+independently of the workflow's code (`client/history.py` reads a history into it).
 """
 
 from __future__ import annotations

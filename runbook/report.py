@@ -16,7 +16,8 @@ from pydantic import BaseModel, ValidationError
 from runbook.durations import format_duration
 from runbook.history_timeline import HistoryEntry, HistoryTimeline, person_label
 from runbook.matrix import describe_role_sets, resolve
-from runbook.messages import (
+from runbook.policy import STEP_IDS, Policy, RoleSets
+from runbook.status import (
     FollowUpsStatus,
     OpenDecision,
     PendingComms,
@@ -24,7 +25,6 @@ from runbook.messages import (
     RootCauseMaterial,
     StepRecord,
 )
-from runbook.policy import STEP_IDS, Policy, RoleSets
 from runbook.timing import response_times
 
 REPORT_VERSION = 1

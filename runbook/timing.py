@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from runbook.messages import ResponseTime
 from runbook.policy import Policy, Step
+from runbook.status import ResponseTime
 
 
 def response_times(

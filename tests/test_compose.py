@@ -18,10 +18,10 @@ import typer
 import yaml
 
 from cli.main import app, main
+from config.settings import Settings
 from gateway.app import create_app
 from runbook.loading import DEFAULT_POLICY, load_policy
 from simulator import parse_deployment_arg
-from worker.settings import Settings
 from workflows import search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.procedure import RollbackActivities
-from worker.settings import Settings
+from config.settings import Settings
 from workflows.registry import WORKFLOWS
 
 log = logging.getLogger(__name__)

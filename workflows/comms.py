@@ -19,15 +19,11 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.models import AudienceResult, SendAudienceInput, StepContext
     from activities.procedure import RollbackActivities
+    from contract.rollback import CommsApprovalInput, DecisionReply
     from runbook.authority import completed_set, may_decide, missing_roles
     from runbook.matrix import approvers_for, describe_role_sets
-    from runbook.messages import (
-        CommsApprovalInput,
-        DecisionReply,
-        PendingComms,
-        RollbackState,
-    )
     from runbook.policy import Policy
+    from runbook.status import PendingComms, RollbackState
     from workflows.once import once
 
 Record = Callable[..., None]

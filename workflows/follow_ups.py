@@ -22,19 +22,15 @@ with workflow.unsafe.imports_passed_through():
         StepContext,
     )
     from activities.procedure import RollbackActivities
-    from runbook.messages import (
+    from contract.follow_ups import (
         ACK_SIGNAL,
         ACK_UPDATE,
         INCIDENT_SIGNAL,
-        STATUS_QUERY,
-        DecisionReply,
         FollowUpAck,
-        FollowUpItem,
         FollowUpsInput,
-        FollowUpsStatus,
-        TimelineEntry,
-        TriggerEvent,
     )
+    from contract.rollback import STATUS_QUERY, DecisionReply, TriggerEvent
+    from runbook.status import FollowUpItem, FollowUpsStatus, TimelineEntry
     from workflows.once import once
     from workflows.people import role_holders
 

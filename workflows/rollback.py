@@ -40,33 +40,33 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.procedure import RollbackActivities
     from activities.report import ReportInput
-    from runbook.authority import completed_set, may_decide, missing_roles
-    from runbook.durations import format_duration
-    from runbook.matrix import Resolution, describe_role_sets, phase_for_share, resolve
-    from runbook.messages import (
+    from contract.follow_ups import INCIDENT_SIGNAL, FollowUpsInput, follow_ups_id
+    from contract.rollback import (
         COMMS_SIGNAL,
         COMMS_UPDATE,
         DECIDE_UPDATE,
         DECISION_SIGNAL,
-        INCIDENT_SIGNAL,
         STATUS_QUERY,
         TRIGGER_SIGNAL,
         CommsApprovalInput,
         DecisionInput,
         DecisionReply,
-        FollowUpsInput,
+        RollbackInput,
+        TriggerEvent,
+    )
+    from runbook.authority import completed_set, may_decide, missing_roles
+    from runbook.durations import format_duration
+    from runbook.matrix import Resolution, describe_role_sets, phase_for_share, resolve
+    from runbook.policy import RecoveryTarget
+    from runbook.status import (
         OpenDecision,
         RecoveryMeasure,
-        RollbackInput,
         RollbackState,
         RollbackStatus,
         RootCauseMaterial,
         StepRecord,
         TimelineEntry,
-        TriggerEvent,
-        follow_ups_id,
     )
-    from runbook.policy import RecoveryTarget
     from runbook.timing import intervals, response_times, step_timing
     from workflows import search_attributes as sa
     from workflows.comms import CommsApprovals

@@ -16,8 +16,8 @@ import pytest
 import redis
 from temporalio.testing import ActivityEnvironment
 
+from config.settings import Settings
 from worker.binaries import redis_server
-from worker.settings import Settings
 
 
 def free_port() -> int:

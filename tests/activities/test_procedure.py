@@ -7,8 +7,8 @@ import pytest
 from temporalio import activity
 
 from activities.procedure import RollbackActivities
+from config.settings import Settings
 from runbook.policy import Policy
-from worker.settings import Settings
 from workflows.follow_ups import FollowUpsWorkflow  # noqa: F401  (its activity references resolve)
 from workflows.rollback import RollbackWorkflow  # noqa: F401
 

@@ -20,9 +20,9 @@ from activities.notify import ConsoleNotifier
 from activities.procedure import RollbackActivities
 from activities.slack_messages import APPROVE, DENY, INVESTIGATING
 from activities.slack_notifier import SlackNotifier, notifier_from_settings
+from config.settings import Settings
 from tests.activities.helpers import ctx, holders
 from tests.gateway.slack_standin import SlackError, SlackServer, SlackStandIn
-from worker.settings import Settings
 
 CHANNEL, CHANNEL_ID = "#sprint-1-channel", "C0SPRINT1"
 DEADLINE = datetime(2025, 9, 8, 16, 20, 0, tzinfo=UTC)

@@ -15,10 +15,11 @@ import pytest
 from activities.models import CommsApprovalRequestInput, FollowUpNoticeInput, StepContext
 from activities.notify import ConsoleNotifier
 from cli.main import main
-from runbook.messages import FollowUpsInput, RollbackOptions, TriggerEvent
+from client import operations
+from contract.follow_ups import FollowUpsInput
+from contract.rollback import RollbackOptions, TriggerEvent
 from runbook.policy import Policy
 from tests.cli.test_cli_live import Live
-from workflows import operations
 from workflows.follow_ups import FollowUpsWorkflow
 
 NOWHERE = "127.0.0.1:1"

@@ -22,16 +22,16 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from cli.main import main
+from config.settings import Settings
+from contract.rollback import TRIGGER_SIGNAL, workflow_id
 from gateway.alerts import Alert, Routed, route
 from gateway.app import create_app
 from gateway.temporal_link import TemporalLink
 from runbook.durations import parse_duration
 from runbook.loading import DEFAULT_POLICY, load_policy
-from runbook.messages import TRIGGER_SIGNAL, workflow_id
 from runbook.policy import Policy
 from simulator import SimulatorServer, ThreadedServer
 from tests.activities.servers import free_port
-from worker.settings import Settings
 
 POLICY = DEFAULT_POLICY.read_text()
 TOKEN = "rules-t0ken"

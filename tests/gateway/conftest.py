@@ -11,14 +11,14 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client import operations
+from config.settings import Settings
 from gateway.app import create_app
 from gateway.temporal_link import TemporalLink
-from runbook.messages import RollbackStatus
 from runbook.policy import Policy
+from runbook.status import RollbackStatus
 from tests.gateway.slack_standin import SlackServer, SlackStandIn
 from tests.workflows.standins import StandIns
-from worker.settings import Settings
-from workflows import operations
 from workflows.registry import WORKFLOWS
 
 TOKEN = "alert-t0ken"

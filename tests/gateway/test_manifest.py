@@ -7,10 +7,10 @@ from pathlib import Path
 import yaml
 
 from activities.slack_messages import APPROVE, DENY, INVESTIGATING
+from config.settings import Settings
 from gateway.app import create_app
 from gateway.slack_handler import ACTIONS
 from runbook.policy import Policy
-from worker.settings import Settings
 
 MANIFEST = Path(__file__).resolve().parents[2] / "gateway" / "slack-manifest.yaml"
 

@@ -7,12 +7,12 @@ import time
 from typing import Any
 from uuid import uuid4
 
+from client import operations
+from contract.rollback import DecisionInput, TriggerEvent
 from gateway.decisions import deliver_decision
 from gateway.temporal_link import TemporalLink
-from runbook.messages import DecisionInput, TriggerEvent
 from tests.gateway.conftest import SECRET, Gateway
 from tests.gateway.slack_standin import click, interaction_body, signed
-from workflows import operations
 
 QA, DRI, EM, STRANGER = "U0QADRI01", "U0DRISRCH", "U0ENGMGR1", "U0NOBODY1"
 

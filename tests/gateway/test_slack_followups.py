@@ -24,19 +24,15 @@ from activities.models import (
 from activities.notify import ConsoleNotifier
 from activities.procedure import RollbackActivities
 from activities.slack_notifier import SlackNotifier
+from client import operations
+from config.settings import Settings
+from contract.follow_ups import FollowUpsInput
+from contract.rollback import STATUS_QUERY, RollbackOptions, TriggerEvent
 from gateway import slack_handler
-from runbook.messages import (
-    STATUS_QUERY,
-    FollowUpsInput,
-    FollowUpsStatus,
-    RollbackOptions,
-    TriggerEvent,
-)
+from runbook.status import FollowUpsStatus
 from tests.gateway.conftest import Gateway
 from tests.gateway.slack_standin import SlackServer, click
 from tests.gateway.test_slack import post_click
-from worker.settings import Settings
-from workflows import operations
 from workflows.follow_ups import FollowUpsWorkflow
 
 T = TypeVar("T")

@@ -18,12 +18,13 @@ from temporalio.worker import Worker
 
 from activities.notify import ConsoleNotifier
 from activities.procedure import RollbackActivities
-from runbook.messages import RollbackOptions, RollbackStatus, TriggerEvent
+from client import operations
+from contract.rollback import RollbackOptions, TriggerEvent
 from runbook.policy import Policy
+from runbook.status import RollbackStatus
 from simulator import SimulatorServer
 from tests.activities.servers import redis_url, settings_for
 from tests.workflows.helpers import terminate_rollback
-from workflows import operations
 from workflows.registry import WORKFLOWS
 
 __all__ = ["redis_url"]

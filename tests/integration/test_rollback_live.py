@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from runbook.messages import RollbackStatus
 from runbook.policy import Policy
+from runbook.status import RollbackStatus
 
 pytestmark = pytest.mark.timeout(60)
 

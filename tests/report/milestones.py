@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from runbook.history_timeline import HistoryTimeline
-from runbook.messages import RollbackStatus
 from runbook.policy import Policy
+from runbook.status import RollbackStatus
 
 Milestone = tuple[str, str]
 ORDER = {"trigger": 0, "decision": 1, "window_expired": 1, "step": 2, "escalation": 3}

@@ -19,12 +19,12 @@ from activities.models import (
     RootCauseInput,
     RootCauseResult,
 )
+from client import history
 from runbook.policy import Policy
 from runbook.report import build_report
 from tests.report.milestones import from_history, from_status
 from tests.workflows.helpers import rig
 from tests.workflows.standins import StandIns
-from workflows import history
 
 pytestmark = pytest.mark.timeout(60)
 SAME_INSTANT = timedelta(milliseconds=1)

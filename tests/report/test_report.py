@@ -6,7 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from runbook.history_timeline import HistoryEntry, HistoryTimeline
-from runbook.messages import (
+from runbook.policy import Policy
+from runbook.report import RollbackReport, build_report
+from runbook.status import (
     FollowUpItem,
     FollowUpsStatus,
     OpenDecision,
@@ -17,8 +19,6 @@ from runbook.messages import (
     StepRecord,
     TimelineEntry,
 )
-from runbook.policy import Policy
-from runbook.report import RollbackReport, build_report
 
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=3)

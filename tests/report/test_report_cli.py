@@ -18,12 +18,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from runbook.messages import RollbackOptions, RollbackStatus, TriggerEvent
+from client import operations
+from contract.rollback import RollbackOptions, TriggerEvent
 from runbook.policy import Policy
+from runbook.status import RollbackStatus
 from tests.report.test_report import REPORT_KEYS
 from tests.workflows.helpers import terminate_rollback
 from tests.workflows.standins import StandIns
-from workflows import operations
 from workflows.registry import WORKFLOWS
 
 pytestmark = pytest.mark.timeout(90)

@@ -13,16 +13,11 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from runbook.messages import (
-    DecisionInput,
-    DecisionReply,
-    RollbackOptions,
-    RollbackStatus,
-    TriggerEvent,
-)
+from client import operations
+from contract.rollback import DecisionInput, DecisionReply, RollbackOptions, TriggerEvent
 from runbook.policy import Policy
+from runbook.status import RollbackStatus
 from tests.workflows.standins import StandIns
-from workflows import operations
 from workflows.registry import WORKFLOWS
 from workflows.rollback import RollbackWorkflow
 

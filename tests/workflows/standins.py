@@ -44,7 +44,7 @@ from activities.models import (
     TrafficSplit,
 )
 from activities.report import ReportInput, ReportResult
-from runbook.messages import RecoveryMeasure
+from runbook.status import RecoveryMeasure
 
 
 @dataclass

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from runbook.messages import COMMS_UPDATE, CommsApprovalInput, DecisionReply, RollbackStatus
+from contract.rollback import COMMS_UPDATE, CommsApprovalInput, DecisionReply
 from runbook.policy import Policy
+from runbook.status import RollbackStatus
 from tests.workflows.helpers import Rig, kinds, rig
 from tests.workflows.standins import StandIns
 

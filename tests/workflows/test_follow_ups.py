@@ -17,19 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.models import EscalationInput, FollowUpNoticeInput
-from runbook.messages import (
-    ACK_UPDATE,
-    INCIDENT_SIGNAL,
-    STATUS_QUERY,
-    DecisionReply,
-    FollowUpAck,
-    FollowUpItem,
-    FollowUpsInput,
-    FollowUpsStatus,
-    RollbackOptions,
-    TriggerEvent,
-)
+from contract.follow_ups import ACK_UPDATE, INCIDENT_SIGNAL, FollowUpAck, FollowUpsInput
+from contract.rollback import STATUS_QUERY, DecisionReply, RollbackOptions, TriggerEvent
 from runbook.policy import Policy
+from runbook.status import FollowUpItem, FollowUpsStatus
 from tests.workflows.helpers import rig
 from tests.workflows.standins import StandIns
 from workflows.follow_ups import FollowUpsWorkflow

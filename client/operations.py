@@ -5,30 +5,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from runbook.messages import (
-    ACK_UPDATE,
+from contract.follow_ups import ACK_UPDATE, FollowUpAck, follow_ups_id
+from contract.rollback import (
     COMMS_UPDATE,
     DECIDE_UPDATE,
+    ROLLBACK_WORKFLOW,
     STATUS_QUERY,
     TRIGGER_SIGNAL,
     CommsApprovalInput,
     DecisionInput,
     DecisionReply,
-    FollowUpAck,
     RollbackInput,
     RollbackOptions,
-    RollbackStatus,
     TriggerEvent,
-    follow_ups_id,
     workflow_id,
 )
 from runbook.policy import Policy
-from workflows.rollback import RollbackWorkflow
+from runbook.status import RollbackStatus
 
 
 async def send_trigger(
@@ -39,12 +38,12 @@ async def send_trigger(
     deployment: str,
     event: TriggerEvent,
     options: RollbackOptions | None = None,
-) -> WorkflowHandle[RollbackWorkflow, RollbackStatus]:
+) -> WorkflowHandle[Any, RollbackStatus]:
     """Signal-with-start: the first trigger starts the rollback, every later one joins it."""
     options = options or RollbackOptions()
     summary = f"Rollback of {deployment}{' (drill)' if options.drill else ''}: {event.trigger}"
     return await client.start_workflow(
-        RollbackWorkflow.run,
+        ROLLBACK_WORKFLOW,
         RollbackInput(deployment=deployment, policy=policy, options=options),
         id=workflow_id(deployment),
         task_queue=task_queue,
@@ -52,6 +51,7 @@ async def send_trigger(
         start_signal=TRIGGER_SIGNAL,
         start_signal_args=[event],
         static_summary=summary if options.ui_metadata else None,
+        result_type=RollbackStatus,
     )
 
 
@@ -59,7 +59,7 @@ async def decide(
     client: Client, deployment: str, decision: DecisionInput, update_id: str | None = None
 ) -> DecisionReply:
     """`update_id` makes a repeated call (a double click) count once."""
-    handle = client.get_workflow_handle_for(RollbackWorkflow.run, workflow_id(deployment))
+    handle = client.get_workflow_handle(workflow_id(deployment))
     return await handle.execute_update(
         DECIDE_UPDATE, decision, id=update_id, result_type=DecisionReply
     )
@@ -74,7 +74,7 @@ async def approve_comms(
     client: Client, deployment: str, approval: CommsApprovalInput, update_id: str | None = None
 ) -> DecisionReply:
     """Approve or hold a held audience's wording; `update_id` makes a double click count once."""
-    handle = client.get_workflow_handle_for(RollbackWorkflow.run, workflow_id(deployment))
+    handle = client.get_workflow_handle(workflow_id(deployment))
     return await handle.execute_update(
         COMMS_UPDATE, approval, id=update_id, result_type=DecisionReply
     )

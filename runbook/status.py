@@ -1,13 +1,14 @@
-"""The messages that cross the rollback workflow's boundary: its input, signals, updates, status."""
+"""What a rollback and its follow-ups are at a moment: the status their queries answer, which the
+CLI, the report and the channel messages are written from."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from runbook.policy import Policy, RoleSets
+from runbook.policy import RoleSets
 
 RollbackState = Literal[
     "triggered",
@@ -20,72 +21,9 @@ RollbackState = Literal[
     "continued",
     "failed",
 ]
+
+
 DecisionAction = Literal["approve", "deny", "investigating"]
-
-TRIGGER_SIGNAL = "trigger"
-DECIDE_UPDATE = "decide"
-DECISION_SIGNAL = "decision"
-"""The same decision as a signal: durable even while no worker runs (the gateway's fallback)."""
-STATUS_QUERY = "status"
-COMMS_UPDATE = "approve_comms"
-COMMS_SIGNAL = "comms_approval"
-
-
-def workflow_id(deployment: str) -> str:
-    return f"rollback-{deployment}"
-
-
-class RollbackOptions(BaseModel):
-    ui_metadata: bool = True
-    """Search attributes, current details and summaries. Off only on the time-skipping test
-    server, which does not know them."""
-    drill: bool = False
-    channel: str | None = None
-    """The deployment's channel; the policy's notification channel when not set."""
-
-
-class RollbackInput(BaseModel):
-    deployment: str
-    policy: Policy
-    options: RollbackOptions = RollbackOptions()
-
-
-class TriggerEvent(BaseModel):
-    """One trigger or alert, as the gateway, the CLI or a drill sends it."""
-
-    trigger: str
-    phase: int | None = Field(
-        default=None, description="phase label from the sender; a fallback only"
-    )
-    reason: str = ""
-    source: str = "cli"
-    raised_by: str | None = Field(
-        default=None, description="person id, for a trigger raised by hand"
-    )
-    status: Literal["firing", "resolved"] = "firing"
-    alert_id: str | None = None
-    delivery_key: str | None = Field(
-        default=None,
-        description="the same key again (a webhook retry, a repeat notification) is recorded once",
-    )
-    evidence: dict[str, str] = {}
-    links: list[str] = []
-
-
-class DecisionInput(BaseModel):
-    action: DecisionAction
-    person: str = Field(description="roster person id")
-    via: str = "cli"
-    note: str = ""
-    request_id: str | None = Field(
-        default=None, description="the same id twice (a double click) counts once"
-    )
-
-
-class DecisionReply(BaseModel):
-    accepted: bool
-    message: str
-    state: RollbackState
 
 
 class TimelineEntry(BaseModel):
@@ -132,19 +70,6 @@ class RecoveryMeasure(BaseModel):
 
     result: Literal["pass", "fail"]
     evidence: str
-
-
-class CommsApprovalInput(BaseModel):
-    """An approval (or refusal) of an audience's wording, e.g. the customer notification."""
-
-    action: Literal["approve", "deny"]
-    person: str = Field(description="roster person id")
-    audience: str = "customer_comms"
-    via: str = "cli"
-    note: str = ""
-    request_id: str | None = Field(
-        default=None, description="the same id twice (a double click) counts once"
-    )
 
 
 class PendingComms(BaseModel):
@@ -212,32 +137,7 @@ class RollbackStatus(BaseModel):
     """Step 6's material, once the root cause analysis has run."""
 
 
-# --- post-rollback follow-ups ---------------------------------------------------------------
-
-ACK_UPDATE = "acknowledge"
-ACK_SIGNAL = "acknowledgement"
-INCIDENT_SIGNAL = "incident"
 FollowUpState = Literal["scheduled", "due", "reminded", "escalated", "done", "missed"]
-
-
-def follow_ups_id(deployment: str) -> str:
-    return f"follow-ups-{deployment}"
-
-
-class FollowUpsInput(BaseModel):
-    deployment: str
-    policy: Policy
-    options: RollbackOptions = RollbackOptions()
-    reverted_at: datetime
-    rollback_id: str
-
-
-class FollowUpAck(BaseModel):
-    follow_up: str
-    person: str
-    via: str = "cli"
-    note: str = ""
-    request_id: str | None = None
 
 
 class FollowUpItem(BaseModel):

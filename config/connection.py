@@ -6,7 +6,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
-from worker.settings import Settings
+from config.settings import Settings
 
 
 async def connect(settings: Settings) -> Client:

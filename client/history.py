@@ -1,7 +1,7 @@
 """Reading a rollback's (or its follow-ups') Temporal history: the timeline the history records,
 the workflow's input (the policy it ran under) and, once it has completed, its result.
 
-Client-side, like `workflows/operations.py`. Payloads are decoded with the client's data
+Client-side, like `client/operations.py`. Payloads are decoded with the client's data
 converter, so a codec set on the client applies here too.
 """
 
@@ -21,6 +21,14 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.converter import DataConverter
 
+from contract.follow_ups import ACK_SIGNAL, INCIDENT_SIGNAL
+from contract.rollback import (
+    COMMS_SIGNAL,
+    COMMS_UPDATE,
+    DECIDE_UPDATE,
+    DECISION_SIGNAL,
+    TRIGGER_SIGNAL,
+)
 from runbook.durations import format_duration
 from runbook.history_timeline import (
     CloseStatus,
@@ -30,15 +38,6 @@ from runbook.history_timeline import (
     describe_trigger,
     person_label,
     step_of,
-)
-from runbook.messages import (
-    ACK_SIGNAL,
-    COMMS_SIGNAL,
-    COMMS_UPDATE,
-    DECIDE_UPDATE,
-    DECISION_SIGNAL,
-    INCIDENT_SIGNAL,
-    TRIGGER_SIGNAL,
 )
 from runbook.policy import Policy
 

@@ -1,0 +1,1 @@
+"""Settings (`ROLLBACK_…`) and the one way to reach Temporal: shared by every process."""

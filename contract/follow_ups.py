@@ -1,0 +1,39 @@
+"""The follow-ups workflow's boundary: its names and id, its input and acknowledgements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from contract.rollback import RollbackOptions
+from runbook.policy import Policy
+
+FOLLOW_UPS_WORKFLOW = "FollowUpsWorkflow"
+ACK_UPDATE = "acknowledge"
+
+
+ACK_SIGNAL = "acknowledgement"
+
+
+INCIDENT_SIGNAL = "incident"
+
+
+def follow_ups_id(deployment: str) -> str:
+    return f"follow-ups-{deployment}"
+
+
+class FollowUpsInput(BaseModel):
+    deployment: str
+    policy: Policy
+    options: RollbackOptions = RollbackOptions()
+    reverted_at: datetime
+    rollback_id: str
+
+
+class FollowUpAck(BaseModel):
+    follow_up: str
+    person: str
+    via: str = "cli"
+    note: str = ""
+    request_id: str | None = None

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from runbook.actions import ActionSpec
 from runbook.policy import DeepValidation, HealthCriterion, Notifications, RoleSets
 from runbook.status import RecoveryMeasure, ResponseTime, TimelineEntry
 
@@ -46,35 +47,21 @@ class ReadSplitInput(BaseModel):
     deployment: str
 
 
-class EmergencyStopInput(BaseModel):
+class ActionInput(BaseModel):
+    """One Phase 1 action (activities/actions.py); its idempotency key comes from both."""
+
     ctx: StepContext
+    action: ActionSpec
 
 
-class EmergencyStopResult(BaseModel):
-    split: TrafficSplit
-    confirmed: bool
-    notified: bool
-    summary: str
-
-
-# --- configuration -----------------------------------------------------------------------
-
-
-class ActionResult(BaseModel):
-    command: str
-    outcome: Literal["done", "already", "failed"]
-    detail: str = ""
-
-
-class ConfigurationRevertInput(BaseModel):
-    ctx: StepContext
-
-
-class ConfigurationRevertResult(BaseModel):
-    actions: list[ActionResult]
-    summary: str
+class ActionDone(BaseModel):
+    outcome: Literal["done", "already"]
+    """`already`: nothing to change (a retry, or someone was faster)."""
+    detail: str
+    split: TrafficSplit | None = None
+    """The split as read back (traffic)."""
     integrity: RecoveryMeasure | None = None
-    """Data integrity: the flush touched the configuration cache and nothing else."""
+    """Data integrity: the flush touched the configuration cache and nothing else (cache)."""
 
 
 # --- health ------------------------------------------------------------------------------
@@ -88,6 +75,8 @@ class CheckResult(BaseModel):
     expected: str = ""
     detail: str = ""
     at: datetime | None = None
+    unreadable: bool = False
+    """No reading could be had before its deadline (metrics down): neither healthy nor a breach."""
 
 
 class HealthValidationInput(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -76,8 +77,12 @@ class Stakeholders:
         impact = inp.notifications.impact
         verdicts = {
             "always": Verdict(True, "always told"),
-            "business_impact": await business_impact(self.reader, inp.incident, impact),
-            "sla_breach": await sla_breach(self.reader, inp.incident, impact),
+            "business_impact": await measured(
+                "business impact", business_impact(self.reader, inp.incident, impact)
+            ),
+            "sla_breach": await measured(
+                "SLA breach", sla_breach(self.reader, inp.incident, impact)
+            ),
         }
         figures = await self._figures(inp.incident.deployment)
         results: list[AudienceResult] = []
@@ -122,16 +127,33 @@ class Stakeholders:
             summary=summary(inp, results),
         )
 
-    async def _figures(self, deployment: str) -> dict[str, float | None]:
+    async def _figures(self, deployment: str) -> dict[str, float | None] | None:
+        """The figures now; None when the metrics cannot be read (the message says so and
+        still goes out)."""
         names = [n for n in self.reader.source.metrics if n != AFFECTED_SHARE]
-        return (await self.reader.read(deployment, names)).values
+        try:
+            return (await self.reader.read(deployment, names)).values
+        except ApplicationError as error:
+            if error.type == "PolicyIncomplete":
+                raise
+            return None
+
+
+async def measured(what: str, verdict: Awaitable[Verdict]) -> Verdict:
+    """A verdict that needs metrics; unmeasured (so the audience is told) when they are down."""
+    try:
+        return await verdict
+    except ApplicationError as error:
+        if error.type == "PolicyIncomplete":
+            raise
+        return Verdict(None, f"{what} could not be measured (metrics unavailable: {error.message})")
 
 
 def message(
     inp: StakeholderNotificationInput,
     audience: Audience,
     verdict: Verdict,
-    figures: dict[str, float | None],
+    figures: dict[str, float | None] | None,
     verdicts: dict[str, Verdict],
 ) -> str:
     incident = inp.incident
@@ -141,7 +163,11 @@ def message(
         for t in incident.response_times
         if t.seconds is not None
     )
-    now = ", ".join(f"{name} {number(value)}" for name, value in figures.items())
+    now = (
+        ", ".join(f"{name} {number(value)}" for name, value in figures.items())
+        if figures is not None
+        else "figures unavailable (the metrics could not be read)"
+    )
     lines = [
         f"{prefix(inp.ctx)}Rollback of {incident.deployment}: {incident.trigger_name}{phase}"
         + (f", {incident.reason}" if incident.reason else ""),

@@ -16,25 +16,23 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from temporalio import activity
 
-from activities import checks, config, recovery, report
+from activities import checks, recovery, report
+from activities.actions import Phase1Actions
 from activities.cache import ConfigCache
-from activities.config import ConfigService, ConfigurationRevert
+from activities.config import ConfigService
 from activities.flags import FeatureFlags
 from activities.health import Health
+from activities.heartbeat import heartbeating
 from activities.metrics import MetricsReader, build_provider
 from activities.models import (
     BaselineCheckInput,
     BaselineCheckResult,
     CommsApprovalRequestInput,
-    ConfigurationRevertInput,
-    ConfigurationRevertResult,
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
     DeepValidationInput,
     DeepValidationResult,
-    EmergencyStopInput,
-    EmergencyStopResult,
     EscalationInput,
     EscalationResult,
     FollowUpNoticeInput,
@@ -60,7 +58,7 @@ from activities.services import ServiceControl
 from activities.slack_notifier import notifier_from_settings
 from activities.smoke import SmokeTests
 from activities.targets import Target
-from activities.traffic import COMMAND, LoadBalancer
+from activities.traffic import LoadBalancer
 from runbook.loading import load_policy
 from runbook.policy import Metrics, Policy, Targets
 
@@ -113,17 +111,15 @@ class RollbackActivities:
         self.cache = ConfigCache(
             settings.redis_url, settings.config_cache_db, settings.http_timeout
         )
-        self.revert = ConfigurationRevert(
-            targets,
+        self.actions = Phase1Actions(
+            self.lb,
             ServiceControl(
                 target("service control", settings.services_url),
                 targets.service,
                 targets.service_stop,
             ),
             ConfigService(
-                target("configuration service", settings.config_url),
-                targets.configuration,
-                targets.early_stop_field,
+                target("configuration service", settings.config_url), targets.configuration
             ),
             FeatureFlags(target("feature flags", settings.flags_url), targets.feature_flag),
             self.cache,
@@ -155,8 +151,7 @@ class RollbackActivities:
         """Every activity, bound to this instance, for `Worker(activities=…)`."""
         return [
             self.read_traffic_split,
-            self.emergency_stop,
-            self.configuration_revert,
+            *self.actions.activities(),
             self.health_validation,
             self.deep_health_validation,
             self.stakeholder_notification,
@@ -185,42 +180,12 @@ class RollbackActivities:
     async def read_traffic_split(self, inp: ReadSplitInput) -> TrafficSplit:
         return await self.lb.read(inp.deployment)
 
-    @activity.defn(name="emergency_stop")
-    async def emergency_stop(self, inp: EmergencyStopInput) -> EmergencyStopResult:
-        ctx = inp.ctx
-        split = await self.lb.revert(ctx.deployment, key(ctx, "emergency_stop", "set_split"))
-        text = (
-            f"{prefix(ctx)}🛑 Emergency stop of {ctx.deployment}: `{COMMAND}` done, "
-            f"confirmed treatment {split.treatment}% / control {split.control}%"
-        )
-        try:
-            await self.notifier.post(ctx.channel, text, key=key(ctx, "emergency_stop", "notify"))
-            notified, told = True, f"{ctx.channel} notified"
-        except Exception as error:  # traffic is back: a failed message must not undo that
-            log.warning(
-                "emergency stop of %s: channel notification failed: %s", ctx.deployment, error
-            )
-            notified, told = False, f"channel notification failed: {error}"
-        return EmergencyStopResult(
-            split=split,
-            confirmed=True,
-            notified=notified,
-            summary=f"`{COMMAND}`: confirmed treatment {split.treatment}% / control "
-            f"{split.control}% on read-back{attempt_note()}; {told}",
-        )
-
-    @activity.defn(name="configuration_revert")
-    async def configuration_revert(
-        self, inp: ConfigurationRevertInput
-    ) -> ConfigurationRevertResult:
-        actions, integrity = await self.revert.run(inp.ctx)
-        return ConfigurationRevertResult(
-            actions=actions, summary=config.summary(actions), integrity=integrity
-        )
-
     @activity.defn(name="health_validation")
     async def health_validation(self, inp: HealthValidationInput) -> HealthValidationResult:
-        results = await self.health.until_held(inp.ctx.deployment, inp.criteria, inp.reverted_at)
+        async with heartbeating("health criteria") as beat:
+            results = await self.health.until_held(
+                inp.ctx.deployment, inp.criteria, inp.reverted_at, beat
+            )
         return HealthValidationResult(
             healthy=all(c.passed for c in results),
             checks=results,
@@ -233,7 +198,8 @@ class RollbackActivities:
     async def deep_health_validation(self, inp: DeepValidationInput) -> DeepValidationResult:
         watched = self.policy.health_criteria if inp.criteria is None else inp.criteria
         observe = inp.validation.observe_for * self.settings.observe_scale
-        results = await self.health.deep(inp.ctx.deployment, inp.validation, watched, observe)
+        async with heartbeating("deep health validation"):
+            results = await self.health.deep(inp.ctx.deployment, inp.validation, watched, observe)
         return DeepValidationResult(
             healthy=all(c.passed for c in results),
             checks=results,
@@ -245,7 +211,8 @@ class RollbackActivities:
     async def stakeholder_notification(
         self, inp: StakeholderNotificationInput
     ) -> StakeholderNotificationResult:
-        return await self.stakeholders.notify(inp)
+        async with heartbeating("stakeholder notification"):
+            return await self.stakeholders.notify(inp)
 
     # --- Phase 3: Investigation & Recovery --------------------------------------------------
 
@@ -262,16 +229,18 @@ class RollbackActivities:
 
     @activity.defn(name="root_cause_analysis")
     async def root_cause_analysis(self, inp: RootCauseInput) -> RootCauseResult:
-        return await self.root_cause.analyse(inp)
+        async with heartbeating("root cause analysis"):
+            return await self.root_cause.analyse(inp)
 
     @activity.defn(name="recovery_planning")
     async def recovery_planning(self, inp: RecoveryPlanInput) -> RecoveryPlanResult:
         markdown = recovery.plan(inp)
-        await self.notifier.post(
-            inp.ctx.channel,
-            f"{prefix(inp.ctx)}{markdown}",
-            key=key(inp.ctx, "recovery_planning", "post"),
-        )
+        async with heartbeating("recovery plan"):
+            await self.notifier.post(
+                inp.ctx.channel,
+                f"{prefix(inp.ctx)}{markdown}",
+                key=key(inp.ctx, "recovery_planning", "post"),
+            )
         return RecoveryPlanResult(markdown=markdown, summary=recovery.summary(inp))
 
     # --- messages -------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from activities.models import TrafficSplit
 from activities.targets import Target, fill, not_confirmed
 
 ALL_ON_CONTROL = TrafficSplit(treatment=0, control=100)
 COMMAND = "traffic-split --treatment 0 --control 100"
+Outcome = Literal["done", "already"]
 
 
 class LoadBalancer:
@@ -26,8 +27,11 @@ class LoadBalancer:
         )
         return self._split(data)
 
-    async def revert(self, deployment: str, key: str) -> TrafficSplit:
-        """All traffic to control, confirmed by reading it back (a retry is harmless)."""
+    async def revert(self, deployment: str, key: str) -> tuple[TrafficSplit, Outcome]:
+        """All traffic to control, confirmed by reading it back. Read first: a retry, or a
+        split someone already reverted, changes nothing."""
+        if await self.read(deployment) == ALL_ON_CONTROL:
+            return ALL_ON_CONTROL, "already"
         await self.set(deployment, ALL_ON_CONTROL, key)
         confirmed = await self.read(deployment)
         if confirmed != ALL_ON_CONTROL:
@@ -36,7 +40,7 @@ class LoadBalancer:
                 f"{confirmed.treatment}% / control {confirmed.control}% for {deployment} "
                 f"after `{COMMAND}`"
             )
-        return confirmed
+        return confirmed, "done"
 
     def _path(self, deployment: str) -> str:
         return fill(self.split_path, deployment=deployment)

@@ -29,6 +29,7 @@ from contract.rollback import (
     DECISION_SIGNAL,
     TRIGGER_SIGNAL,
 )
+from runbook.actions import STEP_OF_KIND
 from runbook.durations import format_duration
 from runbook.history_timeline import (
     CloseStatus,
@@ -92,9 +93,14 @@ class _Activity:
     step_name: str | None
     summary: str | None
     attempt: int = 1
+    unit: str | None = None
+    """A Phase 1 action's id (one step has several)."""
+    command: str | None = None
 
     @property
     def label(self) -> str:
+        if self.unit is not None:
+            return f"{self.step_name or self.step}: `{self.command or self.unit}`"
         return self.step_name or self.summary or self.type
 
 
@@ -298,6 +304,12 @@ class _Reader:
         self.activities[event.event_id] = activity
         if step is not None:
             self.steps_in_batch.append(activity)
+        if type_ in STEP_OF_KIND:
+            values = await self._decode(attrs.input)
+            data = values[0] if values and isinstance(values[0], dict) else {}
+            action = data.get("action")
+            if isinstance(action, dict):
+                activity.unit, activity.command = action.get("id"), action.get("command")
         if type_ == "escalate":
             values = await self._decode(attrs.input)
             data = values[0] if values and isinstance(values[0], dict) else {}
@@ -315,7 +327,8 @@ class _Reader:
         result = values[0] if values else None
         detail = ""
         if activity.step is not None and isinstance(result, dict):
-            self.step_results[activity.step] = result
+            if activity.unit is None:
+                self.step_results[activity.step] = result
             verdict = "unhealthy" if result.get("healthy") is False else "completed"
             detail = f"{verdict}" + (f": {result['summary']}" if result.get("summary") else "")
         else:
@@ -431,7 +444,7 @@ class _Reader:
     def _add_activity(
         self, event: HistoryEvent, kind: str, activity: _Activity, message: str, **fields: Any
     ) -> HistoryEntry:
-        """An entry about one activity, under its plan step and Web UI summary."""
+        """An entry about one activity, under its plan step (and action) and Web UI summary."""
         return self._add(
             event,
             kind,
@@ -440,6 +453,7 @@ class _Reader:
             step=activity.step,
             step_name=activity.step_name,
             summary=activity.summary,
+            unit=activity.unit,
             **fields,
         )
 

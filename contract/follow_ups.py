@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contract.rollback import RollbackOptions
 from runbook.policy import Policy
@@ -37,3 +37,7 @@ class FollowUpAck(BaseModel):
     via: str = "cli"
     note: str = ""
     request_id: str | None = None
+    made_at: datetime | None = Field(
+        default=None,
+        description="when the person acknowledged, stamped by the CLI or the gateway on receipt",
+    )

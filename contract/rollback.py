@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from runbook.policy import Policy
-from runbook.status import DecisionAction, RollbackState
+from runbook.status import DecisionAction, RollbackState, RollbackStatus
 
 ROLLBACK_WORKFLOW = "RollbackWorkflow"
 """The rollback's workflow type, by name: callers never import the workflow class."""
 TRIGGER_SIGNAL = "trigger"
-
-
+"""Alerts and the canary watch: a trigger (or a batch of them) joins the rollback."""
+RAISE_UPDATE = "raise_trigger"
+"""A trigger raised by a person (CLI, Slack): the update answers whether the rollback took it."""
 DECIDE_UPDATE = "decide"
-
-
 DECISION_SIGNAL = "decision"
 """The same decision as a signal: durable even while no worker runs (the gateway's fallback)."""
-
-
 STATUS_QUERY = "status"
-
-
 COMMS_UPDATE = "approve_comms"
-
-
 COMMS_SIGNAL = "comms_approval"
 
 
@@ -43,14 +37,8 @@ class RollbackOptions(BaseModel):
     """The deployment's channel; the policy's notification channel when not set."""
 
 
-class RollbackInput(BaseModel):
-    deployment: str
-    policy: Policy
-    options: RollbackOptions = RollbackOptions()
-
-
 class TriggerEvent(BaseModel):
-    """One trigger or alert, as the gateway, the CLI or a drill sends it."""
+    """One trigger or alert, as the gateway, the CLI, the canary watch or a drill sends it."""
 
     trigger: str
     phase: int | None = Field(
@@ -69,6 +57,50 @@ class TriggerEvent(BaseModel):
     )
     evidence: dict[str, str] = {}
     links: list[str] = []
+    received_at: datetime | None = Field(
+        default=None,
+        description="when the sender received it (the gateway, the CLI); the trigger's instant "
+        "when it waited for a worker",
+    )
+
+
+class TriggerBatch(BaseModel):
+    """Several triggers in one signal: the alerts of one webhook body for one deployment."""
+
+    events: list[TriggerEvent]
+
+
+class TriggerReply(BaseModel):
+    """The rollback's answer to a trigger a person raised."""
+
+    accepted: bool
+    message: str
+    state: RollbackState
+
+
+class Carried(BaseModel):
+    """What a run hands to the next when it continues as new: a long watch keeps its history
+    bounded without forgetting what it watches for."""
+
+    status: RollbackStatus
+    resume: Literal["after_rollback", "after_deny"]
+    watch_until: datetime
+    deliveries: list[str] = []
+    escalated: list[str] = []
+    """Escalation keys already sent (each reason escalates once per rollback)."""
+    seen_after_rollback: list[str] = []
+    """Trigger ids that fired after the rollback (the escalation path heard of each once)."""
+    unsettled: list[str] = []
+    """Phase 1 actions still unconfirmed when the run handed over; the next run retries them."""
+
+
+class RollbackInput(BaseModel):
+    deployment: str
+    policy: Policy
+    options: RollbackOptions = RollbackOptions()
+    pending: list[TriggerEvent] = []
+    """Triggers that arrived while the previous run was ending: this run handles them first."""
+    carried: Carried | None = None
 
 
 class DecisionInput(BaseModel):
@@ -78,6 +110,11 @@ class DecisionInput(BaseModel):
     note: str = ""
     request_id: str | None = Field(
         default=None, description="the same id twice (a double click) counts once"
+    )
+    made_at: datetime | None = Field(
+        default=None,
+        description="when the person decided, stamped by the CLI or the gateway on receipt; a "
+        "decision made at or after the window's deadline is refused as late",
     )
 
 
@@ -97,4 +134,7 @@ class CommsApprovalInput(BaseModel):
     note: str = ""
     request_id: str | None = Field(
         default=None, description="the same id twice (a double click) counts once"
+    )
+    made_at: datetime | None = Field(
+        default=None, description="when the person answered; judged against the deadline"
     )

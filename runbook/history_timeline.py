@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from runbook.actions import STEP_OF_KIND
 from runbook.policy import STEP_IDS, Policy
 
 HistoryKind = Literal[
@@ -51,6 +52,8 @@ class HistoryEntry(BaseModel):
     step: str | None = None
     """The plan step this activity (or its budget timer) belongs to."""
     step_name: str | None = None
+    unit: str | None = None
+    """The Phase 1 action this activity carried out (Steps 1 and 2 have one per action)."""
     summary: str | None = None
     """The summary shown in the Web UI (user metadata), when one was set."""
     trigger: str | None = None
@@ -85,17 +88,19 @@ class HistoryTimeline(BaseModel):
 def step_of(policy: Policy | None, activity_type: str) -> tuple[str | None, str | None]:
     """(step id, step name) of a plan step's activity; (None, None) for any other activity.
 
-    Each step is bound to the activity of the same name (`runbook.policy.STEP_IDS`); the name
-    is the policy's, so a report says "Step 2: Configuration Revert" like the plan does.
+    Steps 3-7 are bound to the activity of the same name (`runbook.policy.STEP_IDS`); Steps 1
+    and 2 to their actions' activities (`runbook.actions.STEP_OF_KIND`). The name is the
+    policy's, so a report says "Step 2: Configuration Revert" like the plan does.
     """
-    if activity_type not in STEP_IDS:
+    step_id = STEP_OF_KIND.get(activity_type, activity_type)
+    if step_id not in STEP_IDS:
         return None, None
     if policy is None:
-        return activity_type, activity_type
+        return step_id, step_id
     try:
-        return activity_type, policy.step(activity_type).name
+        return step_id, policy.step(step_id).name
     except KeyError:
-        return activity_type, activity_type
+        return step_id, step_id
 
 
 def person_label(policy: Policy | None, person: str | None) -> str:

@@ -74,8 +74,17 @@ class Trigger(_Strict):
     threshold_unit: str | None = None
     sustain: NonNegativeDuration = timedelta(0)
     response_target: PositiveDuration | None = None
+    response_target_end: Literal["decision", "traffic_reverted"] | None = None
+    """What `response_target` is measured to, from the trigger: the traffic reversion (the
+    default for automated triggers) or the decision (the default for manual ones: "the Sprint
+    DRI has 5 minutes to decide")."""
     initiated_by: Annotated[RoleSets | None, BeforeValidator(_role_sets_shorthand)] = None
     rationale: str = ""
+
+    def response_end(self) -> Literal["decision", "traffic_reverted"]:
+        if self.response_target_end is not None:
+            return self.response_target_end
+        return "traffic_reverted" if self.kind == "automated" else "decision"
 
 
 class Cell(_Strict):
@@ -106,7 +115,10 @@ class Step(_Strict):
     budget: PositiveDuration
     actions: list[str] = []
     commands: list[str] = []
-    retry_until_success: bool = False
+    retry_for: PositiveDuration | None = None
+    """Steps that act (Phase 1): how long each of the step's actions is retried past the budget
+    before the engine gives up on it (it escalates when the budget passes either way). None:
+    four hours, the plan's stability watch."""
 
 
 class Phase(_Strict):

@@ -18,9 +18,13 @@ RollbackState = Literal[
     "investigating",
     "following_up",
     "rolled_back",
+    "incomplete",
     "continued",
+    "rejected",
     "failed",
 ]
+"""`rolled_back` only when every Phase 1 action is confirmed; `incomplete` when one is not (the
+status lists which, and why); `rejected` when no trigger of the run was accepted."""
 
 
 DecisionAction = Literal["approve", "deny", "investigating"]
@@ -44,6 +48,37 @@ class StepRecord(BaseModel):
     summary: str = ""
 
 
+ActionState = Literal["pending", "running", "retrying", "confirmed", "refused", "gave_up"]
+"""`retrying`: not confirmed within its step's budget, still retried; `refused`: an answer no
+retry can fix (401, 403, 404, a malformed body); `gave_up`: still failing when its `retry_for`
+ran out."""
+
+
+class ActionRecord(BaseModel):
+    """One Phase 1 action (the split, a service, the early stop, a flag, the cache flush)."""
+
+    id: str
+    step: str
+    name: str
+    command: str
+    state: ActionState = "pending"
+    started_at: datetime | None = None
+    settled_at: datetime | None = None
+    """When it was confirmed, refused or given up."""
+    detail: str = ""
+    """What it did: "stopped", "already off", the split read back."""
+    error: str = ""
+    """The last failure: the target, the call and its answer."""
+
+    @property
+    def confirmed(self) -> bool:
+        return self.state == "confirmed"
+
+    @property
+    def settled(self) -> bool:
+        return self.state in ("confirmed", "refused", "gave_up")
+
+
 class ResponseTime(BaseModel):
     id: str
     name: str
@@ -51,6 +86,11 @@ class ResponseTime(BaseModel):
     target_seconds: float
     met: bool | None
     """None while the end instant has not happened yet."""
+    start: str = ""
+    end: str = ""
+    """The instants it measures (trigger, decision, traffic_reverted, …)."""
+    basis: Literal["plan", "trigger"] = "plan"
+    """`plan`: one of the plan's generic targets; `trigger`: the trigger's own response target."""
 
 
 class OpenDecision(BaseModel):
@@ -63,6 +103,9 @@ class OpenDecision(BaseModel):
     extend_by_seconds: float | None
     extend_until: datetime | None
     votes: dict[str, DecisionAction] = {}
+    closed_at: datetime | None = None
+    outcome: str = ""
+    """How it closed: approved, denied, expired with the default applied, superseded."""
 
 
 class RecoveryMeasure(BaseModel):
@@ -135,6 +178,21 @@ class RollbackStatus(BaseModel):
     """The last decision window as it stood when it closed (`decision` is None once closed)."""
     root_cause: RootCauseMaterial | None = None
     """Step 6's material, once the root cause analysis has run."""
+    actions: list[ActionRecord] = []
+    """Phase 1's actions, each confirmed on its own."""
+    outcome_detail: str = ""
+    """What the outcome rests on: the unconfirmed actions and why, or when the last one was
+    confirmed."""
+    received: dict[str, int] = {}
+    """Firing trigger events received, by trigger id (an alert storm is counted, not stored)."""
+    reason: str = ""
+    """The adopted trigger's reason (an alert's summary, the person's words)."""
+    folded: int = 0
+    """Timeline entries left out of `timeline` to keep it bounded; the workflow's history has
+    them all (`rollback report` reads it)."""
+
+    def unconfirmed(self) -> list[ActionRecord]:
+        return [a for a in self.actions if not a.confirmed]
 
 
 FollowUpState = Literal["scheduled", "due", "reminded", "escalated", "done", "missed"]
@@ -150,6 +208,7 @@ class FollowUpItem(BaseModel):
     done_by: str | None = None
     done_at: datetime | None = None
     detail: str = ""
+    escalated_at: datetime | None = None
 
 
 class FollowUpsStatus(BaseModel):
@@ -158,3 +217,5 @@ class FollowUpsStatus(BaseModel):
     items: list[FollowUpItem]
     incidents: list[TimelineEntry]
     timeline: list[TimelineEntry]
+    incident_count: int = 0
+    """Every incident signalled, also those past the ones kept in `incidents`."""

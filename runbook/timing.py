@@ -15,29 +15,60 @@ def response_times(
     instants: dict[str, datetime],
     decided: Literal["auto", "manual"] | None,
     final: bool,
+    trigger: str | None = None,
 ) -> list[ResponseTime]:
-    """Each target that applies to this rollback, measured once both of its instants exist.
+    """The trigger's own response target (Trigger 1: 30 s to traffic reversion), then each of
+    the plan's generic targets that applies to this rollback, measured once both of its
+    instants exist.
 
     While the rollback runs, a target not reached yet has `met=None`; once it has ended
     (`final`), a target never reached is a miss.
     """
-    reports = []
+    wanted: list[tuple[str, str, str, str, float, Literal["plan", "trigger"]]] = []
+    spec = policy.triggers.get(trigger) if trigger else None
+    if spec is not None and spec.response_target is not None:
+        end = spec.response_end()
+        wanted.append(
+            (
+                f"trigger:{trigger}",
+                f"{spec.name}: trigger to {END_NAMES[end]}",
+                "trigger",
+                end,
+                spec.response_target.total_seconds(),
+                "trigger",
+            )
+        )
     for target in policy.response_targets:
         if target.applies_to != "any" and target.applies_to != decided:
             continue
-        start, end = instants.get(target.start), instants.get(target.end)
-        seconds = (end - start).total_seconds() if start and end else None
         limit = target.within.total_seconds()
+        wanted.append((target.id, target.name, target.start, target.end, limit, "plan"))
+    reports = []
+    for id_, name, start_name, end_name, limit, basis in wanted:
+        start, end_at = instants.get(start_name), instants.get(end_name)
+        seconds = (end_at - start).total_seconds() if start and end_at else None
         reports.append(
             ResponseTime(
-                id=target.id,
-                name=target.name,
+                id=id_,
+                name=name,
                 seconds=seconds,
                 target_seconds=limit,
                 met=(False if final else None) if seconds is None else seconds < limit,
+                start=start_name,
+                end=end_name,
+                basis=basis,
             )
         )
     return reports
+
+
+END_NAMES = {"decision": "decision", "traffic_reverted": "traffic reversion"}
+
+
+def reversion_interval(mode: Literal["auto", "manual"] | None) -> tuple[str, str]:
+    """What `TrafficReversionSeconds` measures: from the trigger for an automated rollback,
+    from the decision for a manual one (the plan's two reversion targets)."""
+    return ("decision" if mode == "manual" else "trigger"), "traffic_reverted"
 
 
 INTERVALS = {
@@ -58,32 +89,48 @@ def intervals(instants: dict[str, datetime]) -> dict[str, float]:
     }
 
 
+DEFAULT_RETRY_FOR = timedelta(hours=4)
+"""How long a Phase 1 action keeps retrying past its budget when the policy does not say."""
+
+
 @dataclass(frozen=True)
 class StepTiming:
-    """How a step's activity is scheduled so that its retries fit in its budget."""
+    """How a step's activity (or each of its actions) is scheduled.
+
+    Every attempt heartbeats, so a lost worker is noticed within `heartbeat` and the attempt is
+    retried elsewhere; a budget is never spent waiting on a dead attempt.
+    """
 
     budget: timedelta
     start_to_close: timedelta
-    schedule_to_close: timedelta | None
+    schedule_to_close: timedelta
+    """Checks: the budget plus the step's `retry_for`; actions: the budget (the first round)."""
+    heartbeat: timedelta
     initial_interval: timedelta
     maximum_interval: timedelta
-    heartbeat: timedelta | None
+    retry_for: timedelta
+    """Actions only: the second round, past the budget, until the action is confirmed."""
+    late_interval: timedelta
+    """Actions only: the longest pause between two attempts past the budget."""
 
 
-def step_timing(step: Step, polls: bool = False) -> StepTiming:
-    """Retries back off from budget/20 up to budget/4 and all fit in the budget.
-
-    A step marked `retry_until_success` (the emergency stop) has no overall deadline: the
-    workflow escalates when the budget passes and keeps the activity retrying, each attempt
-    limited to half the budget so that a hung call cannot eat it. A step that `polls` (health
-    checks) heartbeats, so a lost worker is noticed within a quarter of the budget.
-    """
+def step_timing(step: Step) -> StepTiming:
+    """Retries back off from budget/20 up to budget/4 within the budget; attempts heartbeat every
+    quarter budget at most (5 s at most), so a killed worker costs seconds, not the budget."""
     budget = step.budget
+    retry_for = step.retry_for or (DEFAULT_RETRY_FOR if step.id in ACTION_STEP_IDS else _ZERO)
     return StepTiming(
         budget=budget,
-        start_to_close=budget / 2 if step.retry_until_success else budget,
-        schedule_to_close=None if step.retry_until_success else budget,
+        start_to_close=budget,
+        schedule_to_close=budget if step.id in ACTION_STEP_IDS else budget + retry_for,
+        heartbeat=max(min(budget / 4, timedelta(seconds=5)), timedelta(seconds=1)),
         initial_interval=max(budget / 20, timedelta(milliseconds=100)),
         maximum_interval=max(budget / 4, timedelta(milliseconds=200)),
-        heartbeat=min(budget / 4, timedelta(seconds=10)) if polls else None,
+        retry_for=retry_for,
+        late_interval=min(max(budget, timedelta(seconds=5)), timedelta(minutes=1)),
     )
+
+
+_ZERO = timedelta(0)
+ACTION_STEP_IDS = ("emergency_stop", "configuration_revert")
+"""The steps that act on the targets (Phase 1), one durable unit per action."""

@@ -4,32 +4,32 @@ Step 5 holds an audience whose policy entry names an `approval` row of the autho
 Its wording then waits, on a durable timer of `approval_window`, for the people of that row
 at the rollback's phase (sprint PM, engineering manager or VP engineering in the plan); when
 nobody answers in time, `approval_default` (send or hold) applies. Authority is checked here,
-in the workflow, like every rollback decision.
+in the workflow, like every rollback decision, with the same tally; an answer made at or after
+the deadline is refused as late.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import AudienceResult, SendAudienceInput, StepContext
     from activities.procedure import RollbackActivities
     from contract.rollback import CommsApprovalInput, DecisionReply
-    from runbook.authority import completed_set, may_decide, missing_roles
+    from runbook.authority import may_decide
     from runbook.matrix import approvers_for, describe_role_sets
     from runbook.policy import Policy
     from runbook.status import PendingComms, RollbackState
+    from runbook.tally import count
+    from workflows.decision_window import at_clock
+    from workflows.messenger import Messenger
     from workflows.once import once
 
 Record = Callable[..., None]
-SEND_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
-)
 
 
 class CommsApprovals:
@@ -39,13 +39,17 @@ class CommsApprovals:
         record: Record,
         name: Callable[[str], str],
         state: Callable[[], RollbackState],
+        messenger: Messenger,
+        pending: list[PendingComms],
     ) -> None:
         self._policy = policy
         self._state = state
         self._record = record
         self._name = name
-        self.pending: list[PendingComms] = []
-        self._replies: dict[str, DecisionReply] = {}
+        self._messenger = messenger
+        self.pending = pending
+        """The rollback status's own list: what is held, and how it ended."""
+        self._replies: OrderedDict[str, DecisionReply] = OrderedDict()
 
     def open(self, held: AudienceResult, phase: int, now: datetime) -> PendingComms:
         audience = next(a for a in self._policy.notifications.audiences if a.id == held.audience)
@@ -65,11 +69,11 @@ class CommsApprovals:
         self._record(
             "comms_approval_opened",
             f"{audience.name}: wording awaits {describe_role_sets(self._policy, approvers)} "
-            f"until {pending.deadline:%H:%M:%S} UTC, then {pending.default}",
+            f"until {at_clock(pending.deadline)}, then {pending.default}",
         )
         return pending
 
-    async def settle(self, pending: PendingComms, ctx: StepContext, ui: bool) -> bool:
+    async def settle(self, pending: PendingComms, ctx: StepContext) -> bool:
         """Wait for the approval or the deadline, then send or hold; False when the message
         should have gone out and could not."""
         remaining = pending.deadline - workflow.now()
@@ -77,50 +81,51 @@ class CommsApprovals:
             await workflow.wait_condition(
                 lambda: pending.outcome != "pending",
                 timeout=max(remaining, timedelta(0)),
-                timeout_summary=f"{pending.name}: approval window" if ui else None,
+                timeout_summary=self._messenger.summary(f"{pending.name}: approval window"),
             )
         except TimeoutError:
-            pending.outcome = "expired"
-            self._record(
-                "comms_approval_expired",
-                f"{pending.name}: nobody approved the wording by "
-                f"{pending.deadline:%H:%M:%S} UTC; default: {pending.default}",
-            )
+            if pending.outcome == "pending":
+                self._expire(pending)
         send = pending.outcome == "approved" or (
             pending.outcome == "expired" and pending.default == "send"
         )
         if not send:
             self._record("comms_held", f"{pending.name}: message held, not sent")
             return True
-        try:
-            await workflow.execute_activity_method(
-                RollbackActivities.send_audience,
-                SendAudienceInput(
-                    ctx=ctx,
-                    audience=pending.audience,
-                    channel=pending.channel,
-                    text=pending.wording,
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=10),
-                retry_policy=SEND_RETRY,
-                summary=f"{pending.name}: send the approved message" if ui else None,
-            )
-        except ActivityError as error:
-            self._record("comms_failed", f"{pending.name}: could not be sent: {error.cause}")
+        sent = await self._messenger.deliver(
+            f"{pending.name}: send the approved message",
+            RollbackActivities.send_audience,
+            SendAudienceInput(
+                ctx=ctx, audience=pending.audience, channel=pending.channel, text=pending.wording
+            ),
+        )
+        if not sent:
             return False
         pending.sent = True
         self._record("comms_sent", f"{pending.name}: sent to {pending.channel}")
         return True
 
+    def _expire(self, pending: PendingComms) -> None:
+        pending.outcome = "expired"
+        self._record(
+            "comms_approval_expired",
+            f"{pending.name}: nobody answered by {at_clock(pending.deadline)}; "
+            f"default applied: {pending.default}",
+        )
+
     # --- votes, from the update or the signal --------------------------------------------
 
     def vote(self, inp: CommsApprovalInput) -> DecisionReply:
         """A repeated request id (a double click, an update then its signal) counts once."""
-        return once(self._replies, inp.request_id, lambda: self._vote(inp))
+        reply = once(self._replies, inp.request_id, lambda: self._vote(inp))
+        while len(self._replies) > 200:
+            self._replies.popitem(last=False)
+        return reply
 
     def _vote(self, inp: CommsApprovalInput) -> DecisionReply:
         who = inp.person
+        now = workflow.now()
+        made = min(inp.made_at or now, now)
         label = f"{inp.action} of the {inp.audience} wording by {self._name(who)} via {inp.via}"
         pending = next(
             (p for p in self.pending if p.audience == inp.audience and p.outcome == "pending"),
@@ -132,24 +137,35 @@ class CommsApprovals:
             return DecisionReply(accepted=False, message=reason, state=self._state())
 
         if pending is None:
+            closed = next((p for p in reversed(self.pending) if p.audience == inp.audience), None)
+            if closed is not None and closed.outcome == "expired":
+                return reject(
+                    f"the approval window closed at {at_clock(closed.deadline)}; the default, "
+                    f"{closed.default}, applied"
+                )
             return reject(f"no {inp.audience} message is waiting for approval")
         if who not in self._policy.people:
             return reject(f"{who!r} is not in the roster")
         if not may_decide(self._policy, who, pending.approvers):
             needed = describe_role_sets(self._policy, pending.approvers)
             return reject(f"{self._name(who)} may not approve {pending.name}: needs {needed}")
+        if made >= pending.deadline:
+            self._expire(pending)
+            return reject(
+                f"made at {at_clock(made)}, the approval window closed at "
+                f"{at_clock(pending.deadline)}; the default, {pending.default}, applied"
+            )
         pending.votes[who] = inp.action
-        voters = [p for p, vote in pending.votes.items() if vote == inp.action]
-        distinct = self._policy.decisions.deciders_are_distinct_people
-        if completed_set(self._policy, voters, pending.approvers, distinct) is None:
-            waiting = missing_roles(self._policy, voters, pending.approvers, distinct)
-            names = " + ".join(self._policy.role_name(r) for r in waiting)
-            message = f"{label} recorded; waiting for {names}"
+        tally = count(self._policy, pending.votes, pending.approvers, inp.action)
+        if not tally.complete:
+            message = f"{label} recorded; waiting for {tally.waiting_for(self._policy)}"
             self._record("comms_vote", message, by=who)
             return DecisionReply(accepted=True, message=message, state=self._state())
         pending.outcome = "approved" if inp.action == "approve" else "denied"
-        pending.decided_by = voters
+        pending.decided_by = tally.voters
         verb = "approved" if inp.action == "approve" else "held"
-        message = f"{pending.name} wording {verb} by {', '.join(map(self._name, voters))}"
-        self._record(f"comms_{pending.outcome}", f"{message} (via {inp.via})", by=", ".join(voters))
+        message = f"{pending.name} wording {verb} by {', '.join(map(self._name, tally.voters))}"
+        self._record(
+            f"comms_{pending.outcome}", f"{message} (via {inp.via})", by=", ".join(tally.voters)
+        )
         return DecisionReply(accepted=True, message=message, state=self._state())

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -31,13 +30,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from contract.rollback import STATUS_QUERY, DecisionReply, TriggerEvent
     from runbook.status import FollowUpItem, FollowUpsStatus, TimelineEntry
+    from workflows.messenger import MESSAGE_RETRY, Messenger, describe_failure
     from workflows.once import once
     from workflows.people import role_holders
 
 FINAL = ("done", "missed")
-MESSAGE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
-)
+MAX_INCIDENTS = 50
+"""Incidents kept in the status; later ones are counted (`incident_count`)."""
 
 
 @workflow.defn
@@ -57,6 +56,8 @@ class FollowUpsWorkflow:
         self._timeline: list[TimelineEntry] = []
         self._acks: dict[str, DecisionReply] = {}
         self._changed = False
+        self._incident_count = 0
+        self._messenger = Messenger(self._record, inp.options.ui_metadata)
 
     @workflow.run
     async def run(self, inp: FollowUpsInput) -> FollowUpsStatus:
@@ -74,6 +75,7 @@ class FollowUpsWorkflow:
                     await workflow.wait_condition(
                         lambda: self._changed, timeout=wait, timeout_summary="next follow-up"
                     )
+        await self._messenger.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
 
@@ -90,6 +92,9 @@ class FollowUpsWorkflow:
 
     @workflow.signal(name=INCIDENT_SIGNAL)
     def on_incident(self, event: TriggerEvent) -> None:
+        self._incident_count += 1
+        if len(self._incidents) >= MAX_INCIDENTS:
+            return
         entry = TimelineEntry(
             at=workflow.now(),
             kind="incident",
@@ -106,12 +111,17 @@ class FollowUpsWorkflow:
             reverted_at=self._inp.reverted_at,
             items=self._items,
             incidents=self._incidents,
+            incident_count=self._incident_count,
             timeline=self._timeline,
         )
 
     # --- one follow-up -----------------------------------------------------------------
 
     def _acknowledge(self, ack: FollowUpAck) -> DecisionReply:
+        """Judged by when it was made: an acknowledgement made before the follow-up was due is
+        refused, one made before its escalation counts as on time even if it arrives later."""
+        now = workflow.now()
+        made = min(ack.made_at or now, now)
         item = next((i for i in self._items if i.id == ack.follow_up), None)
         allowed = (
             {self._specs[ack.follow_up].owner, *self._policy.escalation_path} if item else set()
@@ -123,12 +133,13 @@ class FollowUpsWorkflow:
         elif not self._policy.roles_of(ack.person) & allowed:
             names = ", ".join(self._policy.role_name(r) for r in sorted(allowed))
             reason = f"{ack.person} may not acknowledge {item.name}: needs {names}"
-        elif item.state == "scheduled":
+        elif item.state == "scheduled" or made < item.due_at:
             reason = f"{item.name} is not due before {item.due_at:%Y-%m-%d %H:%M} UTC"
         elif item.state == "done":
             reason = f"{item.name} was already done ({item.done_by})"
         else:
-            late = " (after escalation)" if item.state in ("escalated", "missed") else ""
+            after = item.escalated_at is not None and made >= item.escalated_at
+            late = " (after escalation)" if after or item.state == "missed" else ""
             self._finish(
                 item, "done", by=ack.person, detail=f"acknowledged{late}: {ack.note}".rstrip(": ")
             )
@@ -167,7 +178,7 @@ class FollowUpsWorkflow:
             and now >= item.due_at + spec.escalate_after
             and item.state != "escalated"
         ):
-            item.state = "escalated"
+            item.state, item.escalated_at = "escalated", now
             await self._escalate(
                 item, f"{item.name} not acknowledged {_hours(spec.escalate_after)} after it was due"
             )
@@ -199,7 +210,7 @@ class FollowUpsWorkflow:
                 summary=self._summary(f"{item.name}: all metrics within baseline"),
             )
         except ActivityError as error:
-            self._finish(item, "missed", detail=f"could not measure: {error.cause or error}")
+            self._finish(item, "missed", detail=f"could not measure: {describe_failure(error)}")
             await self._escalate(item, f"{item.name}: the baseline could not be measured")
             return
         if result.healthy:
@@ -228,7 +239,9 @@ class FollowUpsWorkflow:
             actions=spec.actions,
             owners=role_holders(self._policy, [spec.owner]),
         )
-        await self._quietly(RollbackActivities.follow_up_notice, inp, f"{item.name}: {kind}")
+        await self._messenger.deliver(
+            f"{item.name}: {kind}", RollbackActivities.follow_up_notice, inp
+        )
 
     async def _escalate(self, item: FollowUpItem, reason: str) -> None:
         self._record("escalation", reason)
@@ -237,20 +250,7 @@ class FollowUpsWorkflow:
             reason=reason,
             holders=role_holders(self._policy, self._policy.escalation_path),
         )
-        await self._quietly(RollbackActivities.escalate, inp, f"Escalation: {item.name}")
-
-    async def _quietly(self, method: Any, inp: Any, summary: str) -> None:
-        try:
-            await workflow.execute_activity_method(
-                method,
-                inp,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=10),
-                retry_policy=MESSAGE_RETRY,
-                summary=self._summary(summary),
-            )
-        except ActivityError as error:
-            self._record("message_failed", f"{summary} could not be sent: {error.cause or error}")
+        await self._messenger.deliver(f"escalation: {item.name}", RollbackActivities.escalate, inp)
 
     def _record(self, kind: str, message: str, by: str | None = None) -> None:
         self._timeline.append(TimelineEntry(at=workflow.now(), kind=kind, message=message, by=by))

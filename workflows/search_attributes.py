@@ -8,15 +8,20 @@ DEPLOYMENT = SearchAttributeKey.for_keyword("Deployment")
 CANARY_PHASE = SearchAttributeKey.for_int("CanaryPhase")
 TRIGGER = SearchAttributeKey.for_keyword("Trigger")
 ROLLBACK_STATE = SearchAttributeKey.for_keyword("RollbackState")
+ROLLBACK_OUTCOME = SearchAttributeKey.for_keyword("RollbackOutcome")
+"""`rolled back` only when every Phase 1 action is confirmed; `incomplete` otherwise."""
 DECISION_BY = SearchAttributeKey.for_keyword("DecisionBy")
 DRILL = SearchAttributeKey.for_bool("Drill")
 TRAFFIC_REVERSION_SECONDS = SearchAttributeKey.for_float("TrafficReversionSeconds")
+"""The plan's reversion measure: trigger → traffic reverted for an automated rollback, decision →
+traffic reverted for a manual one."""
 
 ALL: list[SearchAttributeKey[Any]] = [
     DEPLOYMENT,
     CANARY_PHASE,
     TRIGGER,
     ROLLBACK_STATE,
+    ROLLBACK_OUTCOME,
     DECISION_BY,
     DRILL,
     TRAFFIC_REVERSION_SECONDS,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from temporalio.exceptions import ApplicationError
 
-from activities.models import BaselineCheckInput, EmergencyStopInput, HealthValidationInput
+from activities.models import ActionInput, BaselineCheckInput, CheckResult, HealthValidationInput
 from activities.procedure import RollbackActivities
+from runbook.actions import phase1_actions
 from runbook.policy import HealthCriterion, Policy
 from simulator import SimulatorServer
 from tests.activities.helpers import ctx, deploy, sim_delete, sim_post
@@ -34,7 +34,8 @@ async def test_a_recovering_target_passes_every_criterion(
     acts: RollbackActivities, simulator: SimulatorServer, policy: Policy
 ) -> None:
     deployment = await deploy(simulator, 25, treatment_error_rate=0.05, shard_cpu=0.97)
-    await acts.emergency_stop(EmergencyStopInput(ctx=ctx(deployment)))
+    split = phase1_actions(policy)[0]
+    await acts.actions.set_traffic_split(ActionInput(ctx=ctx(deployment), action=split))
     beats: list[object] = []
     env = activity_env()
     env.on_heartbeat = beats.append
@@ -68,7 +69,7 @@ async def test_a_criterion_that_never_holds_fails_with_its_last_value(
     assert not result.healthy
     assert result.summary == (
         "1 of 1 health criteria failed: Error rate below 0.01%: failed, last 0.0005 "
-        "(needs < 0.0001; not met within 1s of the traffic reversion)"
+        "(needs < 0.0001; missed: not met within 1s of the traffic reversion)"
     )
     assert result.checks[0].value == pytest.approx(0.0005)
 
@@ -111,7 +112,7 @@ async def test_polling_stops_before_the_step_budget_ends(
     assert datetime.now(UTC) - started < timedelta(seconds=2.5)
 
 
-async def test_metrics_that_stay_unreachable_are_an_error_not_a_verdict(
+async def test_metrics_that_stay_unreachable_are_unreadable_never_healthy(
     acts: RollbackActivities, simulator: SimulatorServer
 ) -> None:
     deployment = await deploy(simulator, 0)
@@ -120,18 +121,63 @@ async def test_metrics_that_stay_unreachable_are_an_error_not_a_verdict(
         "/faults/api",
         {"api": "metrics", "mode": "fail", "count": -1, "deployment": deployment},
     )
+    started = datetime.now(UTC)
     try:
-        with pytest.raises(ApplicationError) as caught:
-            await activity_env().run(
-                acts.health_validation,
-                HealthValidationInput(
-                    ctx=ctx(deployment), criteria=[criterion()], reverted_at=datetime.now(UTC)
-                ),
-            )
+        result = await activity_env().run(
+            acts.health_validation,
+            HealthValidationInput(ctx=ctx(deployment), criteria=[criterion()], reverted_at=started),
+        )
     finally:
         await sim_delete(simulator, "/faults/api")
-    assert caught.value.type == "TargetUnavailable"
-    assert f"/metrics/{deployment} answered 503" in caught.value.message
+    assert not result.healthy
+    [check] = result.checks
+    assert check.unreadable and not check.passed and check.value is None
+    assert check.detail.startswith("unreadable: no reading within 1s of the traffic reversion; ")
+    assert f"/metrics/{deployment} answered 503" in check.detail
+    # Its own deadline, not the step's: retried for the criterion's whole second.
+    assert datetime.now(UTC) - started >= timedelta(seconds=1)
+
+
+async def test_each_criterion_has_its_own_deadline(
+    acts: RollbackActivities, simulator: SimulatorServer
+) -> None:
+    """A quick criterion that holds is settled at once; a slow one that never holds is read
+    until its own, later, deadline."""
+    deployment = await deploy(simulator, 0)
+    quick = criterion(id="quick", within=timedelta(seconds=5))
+    slow = criterion(id="slow", value=0.0001, within=timedelta(seconds=1.5))
+    result = await activity_env().run(
+        acts.health_validation,
+        HealthValidationInput(
+            ctx=ctx(deployment), criteria=[quick, slow], reverted_at=datetime.now(UTC)
+        ),
+    )
+    held, missed = result.checks
+    assert held.passed and "held at " in held.detail
+    assert not missed.passed and "missed: not met within 1.5s" in missed.detail.replace(
+        "1500ms", "1.5s"
+    )
+
+
+async def test_a_retried_attempt_keeps_what_the_last_one_settled(
+    acts: RollbackActivities, simulator: SimulatorServer
+) -> None:
+    """After a lost worker, criteria held before are not read again past their deadline."""
+    deployment = await deploy(simulator, 25, treatment_error_rate=0.05)
+    was_held = CheckResult(id="error_rate", name="Error rate below 0.1%", passed=True, value=0.0)
+    env = activity_env()
+    env.info = env.info.__class__(
+        **{**env.info.__dict__, "heartbeat_details": [[was_held.model_dump(mode="json")]]}
+    )
+    result = await env.run(
+        acts.health_validation,
+        HealthValidationInput(
+            ctx=ctx(deployment),
+            criteria=[criterion(within=timedelta(milliseconds=10))],
+            reverted_at=datetime.now(UTC) - timedelta(minutes=1),
+        ),
+    )
+    assert result.healthy and result.checks[0].value == 0.0
 
 
 async def test_a_metrics_hiccup_is_polled_through(

@@ -36,7 +36,11 @@ def test_drills_measure_the_plan_and_say_when_it_fails(up: Up) -> None:
     assert code == 0, err
     assert auto["drill"] is True and auto["state"] == "rolled_back" and auto["passed"] is True
     names = [rt["name"] for rt in auto["response_times"]]  # type: ignore[union-attr]
-    assert names[0].startswith("Automated rollback")
+    # The trigger's own target (30 s for Trigger 1) and the plan's generic one (60 s).
+    assert names[:2] == [
+        "Trigger 1: Critical Error Rate: trigger to traffic reversion",
+        "Automated rollback: trigger to traffic reversion",
+    ]
     assert all(rt["met"] for rt in auto["response_times"])  # type: ignore[union-attr]
 
     code, manual, err = drill(

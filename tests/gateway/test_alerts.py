@@ -124,7 +124,7 @@ async def test_retried_delivery_is_recorded_once(gateway: Gateway) -> None:
         assert answer.status_code == 200
     done = await until(gateway, deployment, lambda s: s.state == "following_up")
     assert sum(1 for e in done.timeline if e.kind == "trigger") == 1
-    assert gateway.standins.count("emergency_stop") == 1
+    assert gateway.standins.count("set_traffic_split") == 1
 
 
 async def test_resolved_alert_is_recorded_and_never_cancels(gateway: Gateway) -> None:

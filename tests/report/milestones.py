@@ -13,7 +13,16 @@ from runbook.policy import Policy
 from runbook.status import RollbackStatus
 
 Milestone = tuple[str, str]
-ORDER = {"trigger": 0, "decision": 1, "window_expired": 1, "step": 2, "escalation": 3}
+ORDER = {
+    "trigger": 0,
+    "decision": 1,
+    "window_expired": 1,
+    "step": 2,
+    "escalation": 3,
+    "action_step": 4,
+}
+"""Within one instant (one workflow task): a Phase 1 step ends with its last action, after what
+its earlier actions escalated."""
 
 
 def from_status(status: RollbackStatus, policy: Policy) -> list[Milestone]:
@@ -32,14 +41,18 @@ def from_status(status: RollbackStatus, policy: Policy) -> list[Milestone]:
             found.append((e.at, "window_expired", ""))
         elif e.kind == "escalation":
             found.append((e.at, "escalation", e.message))
+    acting = {a.step for a in status.actions}
     for s in status.steps:
         if s.ended_at is not None:
-            found.append((s.ended_at, "step", f"{s.id}: {s.outcome}"))
+            kind = "action_step" if s.id in acting else "step"
+            found.append((s.ended_at, kind, f"{s.id}: {s.outcome}"))
     return _ordered(found)
 
 
 def from_history(timeline: HistoryTimeline) -> list[Milestone]:
     found: list[tuple[datetime, str, str]] = []
+    units: dict[str, dict[str, tuple[datetime, bool]]] = {}
+    """An action step ends with the last of its actions' last attempts."""
     for e in timeline.entries:
         at = e.workflow_time or e.at
         if e.kind == "signal" and e.name == "trigger":
@@ -57,7 +70,14 @@ def from_history(timeline: HistoryTimeline) -> list[Milestone]:
             and e.kind != ("activity_scheduled")
         ):
             ok = e.kind == "activity_completed" and ": unhealthy" not in e.message
-            found.append((at, "step", f"{e.step}: {'ok' if ok else 'failed'}"))
+            if e.unit is not None:
+                units.setdefault(e.step, {})[e.unit] = (at, ok)
+            else:
+                found.append((at, "step", f"{e.step}: {'ok' if ok else 'failed'}"))
+    for step, last in units.items():
+        ended = max(at for at, _ in last.values())
+        ok = all(ok for _, ok in last.values())
+        found.append((ended, "action_step", f"{step}: {'ok' if ok else 'failed'}"))
     return _ordered(found)
 
 
@@ -66,7 +86,7 @@ def _ordered(found: list[tuple[datetime, str, str]]) -> list[Milestone]:
     found.sort(
         key=lambda m: (m[0].replace(microsecond=m[0].microsecond // 1000 * 1000), ORDER[m[1]])
     )
-    return [(kind, key) for _, kind, key in found]
+    return [("step" if kind == "action_step" else kind, key) for _, kind, key in found]
 
 
 def _trigger_id(policy: Policy, message: str) -> str:

@@ -9,12 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models import (
-    ConfigurationRevertInput,
-    ConfigurationRevertResult,
     Hypothesis,
     RootCauseInput,
     RootCauseResult,
@@ -47,16 +44,6 @@ class WithRootCause(StandIns):
             ],
             summary="1 hypothesis from 2 log lines",
         )
-
-
-@dataclass
-class RefusedRevert(StandIns):
-    @activity.defn(name="configuration_revert")
-    async def configuration_revert(
-        self, inp: ConfigurationRevertInput
-    ) -> ConfigurationRevertResult:
-        self.calls.append(("configuration_revert", inp))
-        raise ApplicationError("config service refused", type="ConfigRefused", non_retryable=True)
 
 
 async def test_window_default_after_exactly_its_length(
@@ -117,20 +104,25 @@ async def test_window_default_after_exactly_its_length(
 async def test_a_failed_step_and_its_escalation_are_in_both_timelines(
     skipping_env: WorkflowEnvironment, policy: Policy
 ) -> None:
-    async with rig(skipping_env, policy, RefusedRevert(treatment=5)) as r:
+    refusing = StandIns(treatment=5, action_faults={"config:ta_nra_early_stop": "refused"})
+    async with rig(skipping_env, policy, refusing) as r:
         handle = await r.trigger("error_rate", source="alertmanager")
         final = await r.until(lambda s: s.state == "following_up" and s.follow_ups_id is not None)
         read = await history.fetch(handle, skipping_env.client.data_converter)
+        assert final.outcome == "incomplete"
 
         milestones = from_history(read.timeline)
         assert milestones == from_status(final, policy)
         assert ("step", "configuration_revert: failed") in milestones
         failed = read.timeline.of_kind("activity_failed")
+        refusal = "TargetRejected: config:ta_nra_early_stop: target answered 404"
         assert [e.message for e in failed] == [
-            "Step 2: Configuration Revert failed: ConfigRefused: config service refused"
+            f"Step 2: Configuration Revert: `config-update --disable-early-stop` failed: {refusal}"
         ]
+        assert [e.unit for e in failed] == ["config:ta_nra_early_stop"]
         assert [e.message for e in read.timeline.of_kind("escalation")] == [
-            "Step 2: Configuration Revert failed: ConfigRefused: config service refused"
+            "Step 2: Configuration Revert: `config-update --disable-early-stop` refused by the "
+            f"target for {r.deployment}: {refusal}"
         ]
         report = build_report(
             final, generated_at=datetime.now(UTC), policy=policy, history=read.timeline

@@ -116,7 +116,10 @@ async def test_report_of_a_running_rollback_as_markdown_json_and_file(
             assert "| Automated rollback: trigger to traffic reversion |" in md and "**PASS**" in md
             assert "| Stability watch (4 hours) | sre_oncall |" in md
             assert "## Timeline (reconstructed from the workflow history)" in md
-            assert "Step 1: Emergency Stop: completed" in md
+            assert (
+                "Step 1: Emergency Stop: `traffic-split --treatment 0 --control 100`: completed"
+                in md
+            )
 
             code, out, err = await cli(env, "report", "-d", deployment, "--format", "json")
             assert code == 0, err

@@ -14,19 +14,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.models import (
+    ActionDone,
+    ActionInput,
     AudienceResult,
     BaselineCheckInput,
     BaselineCheckResult,
     CommsApprovalRequestInput,
-    ConfigurationRevertInput,
-    ConfigurationRevertResult,
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
     DeepValidationInput,
     DeepValidationResult,
-    EmergencyStopInput,
-    EmergencyStopResult,
     EscalationInput,
     EscalationResult,
     FollowUpNoticeInput,
@@ -57,6 +55,8 @@ class StandIns:
     sla_breach: bool = False
     """Step 5 then holds the customer notification for its approval."""
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    action_faults: dict[str, str | int] = field(default_factory=dict)
+    """By action id: "refused" (a 404 no retry fixes), or how many attempts answer 503."""
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -67,8 +67,11 @@ class StandIns:
     def activities(self) -> list[Any]:
         return [
             self.read_traffic_split,
-            self.emergency_stop,
-            self.configuration_revert,
+            self.set_traffic_split,
+            self.stop_service,
+            self.set_config_value,
+            self.disable_flag,
+            self.flush_cache,
             self.health_validation,
             self.deep_health_validation,
             self.stakeholder_notification,
@@ -96,28 +99,55 @@ class StandIns:
             )
         return TrafficSplit(treatment=self.treatment, control=100 - self.treatment)
 
-    @activity.defn(name="emergency_stop")
-    async def emergency_stop(self, inp: EmergencyStopInput) -> EmergencyStopResult:
-        self.calls.append(("emergency_stop", inp))
-        if self.emergency_stop_delay:
+    async def _action(self, name: str, inp: ActionInput) -> ActionDone:
+        self.calls.append((name, inp))
+        if name == "set_traffic_split" and self.emergency_stop_delay:
             await asyncio.sleep(self.emergency_stop_delay)
-        return EmergencyStopResult(
-            split=TrafficSplit(treatment=0, control=100),
-            confirmed=True,
-            notified=True,
-            summary="treatment 0 / control 100 confirmed",
-        )
+        fault = self.action_faults.get(inp.action.id)
+        if fault == "refused":
+            raise ApplicationError(
+                f"{inp.action.id}: target answered 404", type="TargetRejected", non_retryable=True
+            )
+        if fault is not None and isinstance(fault, int) and fault > 0:
+            self.action_faults[inp.action.id] = fault - 1
+            raise ApplicationError(
+                f"{inp.action.id}: target answered 503", type="TargetUnavailable"
+            )
+        if name == "set_traffic_split":
+            if self.treatment is not None:
+                self.treatment = 0  # the load balancer now reads back what it was told
+            return ActionDone(
+                outcome="done",
+                detail="read back treatment 0% / control 100%",
+                split=TrafficSplit(treatment=0, control=100),
+            )
+        if name == "flush_cache":
+            return ActionDone(
+                outcome="done",
+                detail="database 1: 3 key(s) flushed; other databases unchanged",
+                integrity=RecoveryMeasure(result="pass", evidence="other databases unchanged"),
+            )
+        return ActionDone(outcome="done", detail="done")
 
-    @activity.defn(name="configuration_revert")
-    async def configuration_revert(
-        self, inp: ConfigurationRevertInput
-    ) -> ConfigurationRevertResult:
-        self.calls.append(("configuration_revert", inp))
-        return ConfigurationRevertResult(
-            actions=[],
-            summary="reverted",
-            integrity=RecoveryMeasure(result="pass", evidence="other databases unchanged"),
-        )
+    @activity.defn(name="set_traffic_split")
+    async def set_traffic_split(self, inp: ActionInput) -> ActionDone:
+        return await self._action("set_traffic_split", inp)
+
+    @activity.defn(name="stop_service")
+    async def stop_service(self, inp: ActionInput) -> ActionDone:
+        return await self._action("stop_service", inp)
+
+    @activity.defn(name="set_config_value")
+    async def set_config_value(self, inp: ActionInput) -> ActionDone:
+        return await self._action("set_config_value", inp)
+
+    @activity.defn(name="disable_flag")
+    async def disable_flag(self, inp: ActionInput) -> ActionDone:
+        return await self._action("disable_flag", inp)
+
+    @activity.defn(name="flush_cache")
+    async def flush_cache(self, inp: ActionInput) -> ActionDone:
+        return await self._action("flush_cache", inp)
 
     @activity.defn(name="health_validation")
     async def health_validation(self, inp: HealthValidationInput) -> HealthValidationResult:

@@ -65,14 +65,14 @@ async def test_cell(
                 "decision_to_stabilization",
                 "decision_to_first_notification",
             }
-        assert r.standins.count("emergency_stop") == 1
+        assert r.standins.count("set_traffic_split") == 1
         steps = [
             n
             for n in r.standins.names()
             if n
             in (
-                "emergency_stop",
-                "configuration_revert",
+                "set_traffic_split",
+                "flush_cache",
                 "health_validation",
                 "deep_health_validation",
                 "stakeholder_notification",
@@ -81,8 +81,8 @@ async def test_cell(
             )
         ]
         assert steps == [
-            "emergency_stop",
-            "configuration_revert",
+            "set_traffic_split",
+            "flush_cache",
             "health_validation",
             "deep_health_validation",
             "stakeholder_notification",
@@ -99,8 +99,8 @@ async def test_operational_anomaly_needs_a_sprint_dri(
         await r.trigger("operational_anomaly", raised_by="qa-dri", reason="weird")
         rejected = await r.until(lambda s: "trigger_rejected" in kinds(s))
         [entry] = [e for e in rejected.timeline if e.kind == "trigger_rejected"]
-        assert "must be raised by Sprint DRI" in entry.message
-        assert r.standins.count("emergency_stop") == 0
+        assert "must be raised by a Sprint DRI; QA DRI (qa-dri) is not one" in entry.message
+        assert r.standins.count("set_traffic_split") == 0
         await r.trigger("operational_anomaly", raised_by="dri-backend", reason="weird")
         done = await r.until(lambda s: s.state == "following_up")
         assert done.decided_by == ["dri-backend"]

@@ -1,0 +1,144 @@
+"""The rollback as it stands, shared by its parts (the decision, the procedure, the watch): its
+status, the bounded timeline, the messenger, the view, and escalation once per reason.
+
+All of it is one serializable status (`runbook.status.RollbackStatus`) plus a few bounded sets,
+so a run that continues as new hands everything over in its input.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import EscalationInput, StepContext
+    from activities.procedure import RollbackActivities
+    from contract.rollback import DecisionReply, RollbackInput, TriggerReply
+    from runbook.status import RollbackState, RollbackStatus, TimelineEntry
+    from workflows import search_attributes as sa
+    from workflows.messenger import Messenger
+    from workflows.people import role_holders
+    from workflows.rollback_view import RollbackView
+
+TIMELINE_HEAD = 40
+TIMELINE_TAIL = 160
+"""The status keeps the first and the latest entries; the history keeps them all."""
+REMEMBERED_DELIVERIES = 1_000
+REMEMBERED_REPLIES = 200
+
+
+class RollbackRecord:
+    def __init__(self, inp: RollbackInput) -> None:
+        self.inp = inp
+        self.policy = inp.policy
+        self.deployment = inp.deployment
+        carried = inp.carried
+        self.status = (
+            carried.status
+            if carried is not None
+            else RollbackStatus(
+                deployment=inp.deployment,
+                state="triggered",
+                drill=inp.options.drill,
+                trigger=None,
+                phase=None,
+                mode=None,
+                decision=None,
+                decided_by=[],
+                outcome=None,
+                instants={},
+                timeline=[],
+                steps=[],
+                response_times=[],
+            )
+        )
+        self.deliveries: OrderedDict[str, None] = OrderedDict.fromkeys(
+            carried.deliveries if carried else []
+        )
+        self.escalated: set[str] = set(carried.escalated if carried else [])
+        self.replies: OrderedDict[str, DecisionReply] = OrderedDict()
+        self.trigger_replies: dict[str, TriggerReply] = {}
+        self.view = RollbackView(inp.options.ui_metadata)
+        self.messenger = Messenger(lambda kind, message: self.record(kind, message), self.view.ui)
+
+    # --- the timeline ---------------------------------------------------------------------
+
+    def record(
+        self, kind: str, message: str, by: str | None = None, at: datetime | None = None
+    ) -> None:
+        timeline = self.status.timeline
+        timeline.append(TimelineEntry(at=at or workflow.now(), kind=kind, message=message, by=by))
+        if len(timeline) > TIMELINE_HEAD + TIMELINE_TAIL:
+            del timeline[TIMELINE_HEAD]
+            self.status.folded += 1
+
+    def set_state(self, state: RollbackState) -> None:
+        self.status.state = state
+        self.record("state", f"state: {state}")
+        self.view.upsert(sa.ROLLBACK_STATE.value_set(state))
+        self.details()
+
+    def details(self) -> None:
+        self.view.details(self.status, self.policy)
+
+    # --- repeats ----------------------------------------------------------------------------
+
+    def seen(self, key: str | None) -> bool:
+        """True for a delivery already recorded (a webhook retry, a repeat notification)."""
+        if key is None:
+            return False
+        if key in self.deliveries:
+            return True
+        self.deliveries[key] = None
+        while len(self.deliveries) > REMEMBERED_DELIVERIES:
+            self.deliveries.popitem(last=False)
+        return False
+
+    def remember_reply(self, request_id: str, reply: DecisionReply) -> None:
+        self.replies[request_id] = reply
+        while len(self.replies) > REMEMBERED_REPLIES:
+            self.replies.popitem(last=False)
+
+    # --- people -------------------------------------------------------------------------------
+
+    def person_name(self, person: str | None) -> str:
+        if person is None:
+            return "nobody"
+        known = self.policy.people.get(person)
+        return f"{known.name} ({person})" if known else person
+
+    def escalate(self, key: str, reason: str) -> None:
+        """Tell the escalation path, once per reason (`key`) and rollback."""
+        if key in self.escalated:
+            return
+        self.escalated.add(key)
+        self.record("escalation", reason)
+        inp = EscalationInput(
+            ctx=self.ctx("Escalation"),
+            reason=reason,
+            holders=role_holders(self.policy, self.policy.escalation_path),
+        )
+        self.messenger.send("escalation", RollbackActivities.escalate, inp)
+
+    def progress(self, text: str) -> None:
+        from activities.models import ProgressInput
+
+        inp = ProgressInput(ctx=self.ctx("Progress"), text=text)
+        self.messenger.send("progress message", RollbackActivities.post_progress, inp)
+
+    def ctx(self, step_name: str = "") -> StepContext:
+        info = workflow.info()
+        steps = self.status.steps
+        return StepContext(
+            deployment=self.deployment,
+            rollback_id=f"{info.workflow_id}/{info.run_id}",
+            channel=self.inp.options.channel or self.policy.notifications.channel,
+            drill=self.inp.options.drill,
+            step_name=step_name or (steps[-1].name if steps else ""),
+        )
+
+    def upsert(self, *updates: Any) -> None:
+        self.view.upsert(*updates)

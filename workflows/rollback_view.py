@@ -1,0 +1,80 @@
+"""What the Temporal Web UI shows of a rollback: search attributes, the Markdown current details,
+and summaries on activities and timers. Off on the time-skipping test server, which knows none
+of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+
+with workflow.unsafe.imports_passed_through():
+    from runbook.matrix import describe_role_sets
+    from runbook.policy import Policy
+    from runbook.status import RollbackStatus
+    from workflows.decision_window import at_clock
+
+STEP_MARKS = {"ok": "✅", "failed": "❌", "running": "⏳"}
+ACTION_MARKS = {
+    "pending": "·",
+    "running": "⏳",
+    "retrying": "🔁",
+    "confirmed": "✅",
+    "refused": "⛔",
+    "gave_up": "❌",
+}
+
+
+class RollbackView:
+    def __init__(self, ui: bool) -> None:
+        self.ui = ui
+
+    def upsert(self, *updates: SearchAttributeUpdate[Any]) -> None:
+        if self.ui:
+            workflow.upsert_search_attributes(list(updates))
+
+    def summary(self, text: str) -> str | None:
+        return text if self.ui else None
+
+    def details(self, status: RollbackStatus, policy: Policy) -> None:
+        if self.ui:
+            workflow.set_current_details(markdown(status, policy))
+
+
+def markdown(s: RollbackStatus, policy: Policy) -> str:
+    lines = [
+        f"## Rollback of `{s.deployment}`{' (drill)' if s.drill else ''}",
+        f"**State:** {s.state}",
+    ]
+    if s.outcome:
+        lines.append(
+            f"**Outcome:** {s.outcome}" + (f" — {s.outcome_detail}" if s.outcome_detail else "")
+        )
+    if s.trigger:
+        lines.append(f"**Trigger:** {policy.triggers[s.trigger].name} at {s.phase}%")
+    if s.decision:
+        d = s.decision
+        votes = ", ".join(f"{policy.people[p].name}: {v}" for p, v in d.votes.items())
+        lines += [
+            f"**Decision by:** {describe_role_sets(policy, d.approvers)}",
+            f"**Deadline:** {at_clock(d.deadline)}, then {d.default_action}",
+            f"**Votes:** {votes or 'none yet'}",
+        ]
+    if s.decided_by:
+        lines.append(f"**Decided by:** {', '.join(s.decided_by)}")
+    by_step: dict[str, list[str]] = {}
+    for action in s.actions:
+        error = f" — {action.error}" if action.error and not action.confirmed else ""
+        by_step.setdefault(action.step, []).append(
+            f"  - {ACTION_MARKS[action.state]} `{action.command}` {action.state}"
+            f"{': ' + action.detail if action.detail else ''}{error}"
+        )
+    for step in s.steps:
+        late = " (late)" if step.late else ""
+        lines.append(f"- {STEP_MARKS[step.outcome]} {step.name}{late} {step.summary}".rstrip())
+        lines += by_step.get(step.id, [])
+    if s.received:
+        counted = ", ".join(f"{t} ×{n}" for t, n in s.received.items())
+        lines.append(f"**Triggers received:** {counted}")
+    return "\n".join(lines)

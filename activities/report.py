@@ -42,6 +42,8 @@ async def post_report(notifier: Notifier, inp: ReportInput, *, key: str | None) 
 def channel_text(r: RollbackReport) -> str:
     drill = " (drill)" if r.drill else ""
     lines = [f"📄 *Rollback report: {r.deployment}{drill}*: {r.outcome or r.state}"]
+    if r.outcome == "incomplete":
+        lines.append(f"⚠️ *Not confirmed:* {r.outcome_detail}")
     t = r.trigger
     if t.id is not None:
         phase = f" at {t.phase}%" if t.phase is not None else ""

@@ -78,32 +78,61 @@ def trigger(
         raise UserError(f"--phase: {phase} is not a canary phase (phases: {policy.phases})")
     person = check_person(policy, as_user)
     event = TriggerEvent(
-        trigger=trigger, phase=phase, reason=reason, source="cli", raised_by=person
+        trigger=trigger,
+        phase=phase,
+        reason=reason,
+        source="cli",
+        raised_by=person,
+        received_at=datetime.now(UTC),
     )
-    run_id = asyncio.run(_trigger(settings, policy, deployment, event, drill))
+    raised = asyncio.run(_trigger(settings, policy, deployment, event, drill))
+    reply = raised.reply
     if format is Format.json:
-        print_json({"workflow_id": workflow_id(deployment), "run_id": run_id, "trigger": trigger})
-        return
-    console.print(
-        f"{policy.triggers[trigger].name} sent to {workflow_id(deployment)} "
-        f"(run {run_id}).\nFollow it: rollback status -d {deployment} --watch"
-    )
+        print_json(
+            {
+                "workflow_id": workflow_id(deployment),
+                "run_id": raised.run_id,
+                "trigger": trigger,
+                "accepted": reply.accepted if reply else None,
+                "stored": reply is None,
+                "message": reply.message if reply else STORED,
+            }
+        )
+    elif reply is None:
+        console.print(f"{policy.triggers[trigger].name} for {workflow_id(deployment)}: {STORED}")
+    else:
+        verdict = "accepted" if reply.accepted else "rejected"
+        console.print(
+            f"{policy.triggers[trigger].name} {verdict} by {workflow_id(deployment)}: "
+            f"{reply.message}"
+            + (f"\nFollow it: rollback status -d {deployment} --watch" if reply.accepted else "")
+        )
+    if reply is not None and not reply.accepted:
+        raise typer.Exit(1)
+
+
+STORED = (
+    "no rollback worker answered, so the trigger was stored durably; the rollback will judge "
+    "it (authority, phase) when a worker returns, from the moment it was raised"
+)
 
 
 async def _trigger(
     settings: Settings, policy: Policy, deployment: str, event: TriggerEvent, drill: bool
-) -> str:
+) -> operations.Raised:
     client = await client_for(settings)
     options = RollbackOptions(ui_metadata=settings.ui_metadata, drill=drill)
-    handle = await operations.send_trigger(
-        client,
-        task_queue=settings.task_queue,
-        policy=policy,
-        deployment=deployment,
-        event=event,
-        options=options,
-    )
-    return handle.result_run_id or ""
+    try:
+        return await operations.raise_trigger(
+            client,
+            task_queue=settings.task_queue,
+            policy=policy,
+            deployment=deployment,
+            event=event,
+            options=options,
+        )
+    except RPCError as error:
+        raise explain_rpc(error, deployment) from None
 
 
 def decide(
@@ -201,6 +230,7 @@ async def _list(client: Client) -> list[dict[str, object]]:
                 "workflow_id": wf.id,
                 "deployment": get.get("Deployment"),
                 "state": get.get("RollbackState"),
+                "outcome": get.get("RollbackOutcome"),
                 "trigger": get.get("Trigger"),
                 "phase": get.get("CanaryPhase"),
                 "decision_by": get.get("DecisionBy"),
@@ -213,29 +243,30 @@ async def _list(client: Client) -> list[dict[str, object]]:
 
 def list_table(rows: list[dict[str, object]]) -> Table:
     table = Table(title="Rollbacks")
-    for column in ("deployment", "state", "trigger", "phase", "decision_by", "started", "status"):
+    columns = (
+        "deployment",
+        "state",
+        "outcome",
+        "trigger",
+        "phase",
+        "decision_by",
+        "started",
+        "status",
+    )
+    for column in columns:
         table.add_column(column.replace("_", " ").title())
     for row in rows:
-        table.add_row(
-            *(
-                str(row.get(c) or "")
-                for c in (
-                    "deployment",
-                    "state",
-                    "trigger",
-                    "phase",
-                    "decision_by",
-                    "started",
-                    "status",
-                )
-            )
-        )
+        table.add_row(*(str(row.get(c) or "") for c in columns))
     return table
 
 
 def render_status(s: RollbackStatus) -> None:
     drill = " [yellow](drill)[/yellow]" if s.drill else ""
     console.print(f"[bold]Rollback of {s.deployment}[/bold]{drill}: [bold]{s.state}[/bold]")
+    if s.outcome:
+        color = {"rolled back": "green", "incomplete": "red"}.get(s.outcome, "yellow")
+        detail = f" — {s.outcome_detail}" if s.outcome_detail else ""
+        console.print(f"Outcome: [bold {color}]{s.outcome}[/bold {color}]{detail}")
     if s.trigger:
         console.print(
             f"Trigger: {s.trigger} at {s.phase}%  mode: {s.mode or '-'}  "
@@ -264,6 +295,17 @@ def render_status(s: RollbackStatus) -> None:
                 step.summary,
             )
         console.print(steps)
+    if s.actions:
+        actions = Table(title="Phase 1 actions")
+        for column in ("Action", "Command", "State", "Detail"):
+            actions.add_column(column)
+        for a in s.actions:
+            detail = a.detail if a.confirmed else a.error or a.detail
+            actions.add_row(a.name, a.command, a.state.replace("_", " "), detail)
+        console.print(actions)
+    if s.received:
+        counted = ", ".join(f"{trigger} ×{n}" for trigger, n in s.received.items())
+        console.print(f"Triggers received: {counted}")
     console.print(response_table(s))
     if s.intervals:
         measured = ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in s.intervals.items())
@@ -287,12 +329,18 @@ def timeline_table(s: RollbackStatus, width: int | None = None) -> Table:
 
 def response_table(s: RollbackStatus) -> Table:
     table = Table(title="Response times against the plan's targets")
-    for column in ("Target", "Measured", "Limit", "Result"):
+    for column in ("Target", "Applies", "Measured", "Limit", "Result"):
         table.add_column(column)
     for rt in s.response_times:
         result = {True: "[green]met[/green]", False: "[red]missed[/red]", None: "pending"}[rt.met]
         measured = f"{rt.seconds:.2f} s" if rt.seconds is not None else "-"
-        table.add_row(rt.name, measured, f"< {format_duration_seconds(rt.target_seconds)}", result)
+        table.add_row(
+            rt.name,
+            "the trigger" if rt.basis == "trigger" else "the plan",
+            measured,
+            f"< {format_duration_seconds(rt.target_seconds)}",
+            result,
+        )
     return table
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -15,6 +23,7 @@ from contract.follow_ups import ACK_UPDATE, FollowUpAck, follow_ups_id
 from contract.rollback import (
     COMMS_UPDATE,
     DECIDE_UPDATE,
+    RAISE_UPDATE,
     ROLLBACK_WORKFLOW,
     STATUS_QUERY,
     TRIGGER_SIGNAL,
@@ -23,11 +32,26 @@ from contract.rollback import (
     DecisionReply,
     RollbackInput,
     RollbackOptions,
+    TriggerBatch,
     TriggerEvent,
+    TriggerReply,
     workflow_id,
 )
 from runbook.policy import Policy
 from runbook.status import RollbackStatus
+
+
+def start_options(
+    *, task_queue: str, policy: Policy, deployment: str, options: RollbackOptions, trigger: str
+) -> dict[str, Any]:
+    """What starts a rollback: the policy travels here, once, and never with a later signal."""
+    summary = f"Rollback of {deployment}{' (drill)' if options.drill else ''}: {trigger}"
+    return {
+        "id": workflow_id(deployment),
+        "task_queue": task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "static_summary": summary if options.ui_metadata else None,
+    }
 
 
 async def send_trigger(
@@ -36,33 +60,116 @@ async def send_trigger(
     task_queue: str,
     policy: Policy,
     deployment: str,
-    event: TriggerEvent,
+    event: TriggerEvent | TriggerBatch,
     options: RollbackOptions | None = None,
 ) -> WorkflowHandle[Any, RollbackStatus]:
-    """Signal-with-start: the first trigger starts the rollback, every later one joins it."""
+    """A trigger (or a batch) to the deployment's rollback: a plain signal when it runs (no
+    policy on the wire), signal-with-start when it does not."""
     options = options or RollbackOptions()
-    summary = f"Rollback of {deployment}{' (drill)' if options.drill else ''}: {event.trigger}"
+    handle = client.get_workflow_handle(workflow_id(deployment), result_type=RollbackStatus)
+    try:
+        await handle.signal(TRIGGER_SIGNAL, event)
+        return handle
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+    first = event.events[0].trigger if isinstance(event, TriggerBatch) else event.trigger
     return await client.start_workflow(
         ROLLBACK_WORKFLOW,
         RollbackInput(deployment=deployment, policy=policy, options=options),
-        id=workflow_id(deployment),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         start_signal=TRIGGER_SIGNAL,
         start_signal_args=[event],
-        static_summary=summary if options.ui_metadata else None,
         result_type=RollbackStatus,
+        **start_options(
+            task_queue=task_queue,
+            policy=policy,
+            deployment=deployment,
+            options=options,
+            trigger=first,
+        ),
     )
+
+
+@dataclass(frozen=True)
+class Raised:
+    """A person's trigger: the rollback's answer, or None when it was stored for later."""
+
+    reply: TriggerReply | None
+    run_id: str
+
+
+ANSWER_WITHIN = timedelta(seconds=5)
+"""How long a person waits for the rollback's verdict before the trigger is stored instead."""
+
+
+async def raise_trigger(
+    client: Client,
+    *,
+    task_queue: str,
+    policy: Policy,
+    deployment: str,
+    event: TriggerEvent,
+    options: RollbackOptions | None = None,
+    within: timedelta = ANSWER_WITHIN,
+) -> Raised:
+    """Update-with-start: the trigger starts (or joins) the rollback and the rollback says
+    whether it took it. When no worker answers in time, the same trigger is stored as a signal
+    (its delivery key makes the two count once) and `reply` is None."""
+    options = options or RollbackOptions()
+    if event.delivery_key is None:
+        event = event.model_copy(update={"delivery_key": f"{event.source}:{uuid.uuid4()}"})
+    start: WithStartWorkflowOperation[Any, RollbackStatus] = WithStartWorkflowOperation(
+        ROLLBACK_WORKFLOW,
+        RollbackInput(deployment=deployment, policy=policy, options=options),
+        result_type=RollbackStatus,
+        **start_options(
+            task_queue=task_queue,
+            policy=policy,
+            deployment=deployment,
+            options=options,
+            trigger=event.trigger,
+        ),
+    )
+    try:
+        reply = await asyncio.wait_for(
+            client.execute_update_with_start_workflow(
+                RAISE_UPDATE, event, start_workflow_operation=start, result_type=TriggerReply
+            ),
+            timeout=within.total_seconds(),
+        )
+        handle = await start.workflow_handle()
+        return Raised(reply, handle.result_run_id or "")
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        handle = await send_trigger(
+            client,
+            task_queue=task_queue,
+            policy=policy,
+            deployment=deployment,
+            event=event,
+            options=options,
+        )
+        return Raised(None, handle.result_run_id or "")
 
 
 async def decide(
     client: Client, deployment: str, decision: DecisionInput, update_id: str | None = None
 ) -> DecisionReply:
-    """`update_id` makes a repeated call (a double click) count once."""
+    """`update_id` makes a repeated call (a double click) count once; the decision is stamped
+    with the moment it was made, which is what the window's deadline is judged against."""
     handle = client.get_workflow_handle(workflow_id(deployment))
     return await handle.execute_update(
-        DECIDE_UPDATE, decision, id=update_id, result_type=DecisionReply
+        DECIDE_UPDATE, stamped(decision), id=update_id, result_type=DecisionReply
     )
+
+
+S = TypeVar("S", DecisionInput, CommsApprovalInput, FollowUpAck)
+
+
+def stamped(message: S) -> S:
+    """The moment it was made, unless the sender (the gateway) already said."""
+    if message.made_at is not None:
+        return message
+    return message.model_copy(update={"made_at": datetime.now(UTC)})
 
 
 async def status(client: Client, deployment: str) -> RollbackStatus:
@@ -76,7 +183,7 @@ async def approve_comms(
     """Approve or hold a held audience's wording; `update_id` makes a double click count once."""
     handle = client.get_workflow_handle(workflow_id(deployment))
     return await handle.execute_update(
-        COMMS_UPDATE, approval, id=update_id, result_type=DecisionReply
+        COMMS_UPDATE, stamped(approval), id=update_id, result_type=DecisionReply
     )
 
 
@@ -85,7 +192,9 @@ async def acknowledge_follow_up(
 ) -> DecisionReply:
     """Acknowledge one follow-up on the follow-ups workflow (`find_follow_ups` finds its id)."""
     handle = client.get_workflow_handle(follow_ups_workflow_id)
-    return await handle.execute_update(ACK_UPDATE, ack, id=update_id, result_type=DecisionReply)
+    return await handle.execute_update(
+        ACK_UPDATE, stamped(ack), id=update_id, result_type=DecisionReply
+    )
 
 
 @dataclass(frozen=True)

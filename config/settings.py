@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     home: Path = Field(
         Path(".rollback"), description="`rollback up`: the dev server's SQLite file, logs, token"
     )
+    sticky_timeout: float = Field(
+        2.0,
+        gt=0,
+        description="seconds Temporal waits for a worker that stopped answering before another "
+        "worker takes over its workflows",
+    )
     ui_metadata: bool = Field(
         True, description="search attributes and UI details (off only for the time-skipping server)"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response
@@ -50,8 +51,9 @@ def alerts_router(settings: Settings, policy: Policy, link: TemporalLink) -> API
 
     async def deliver(alerts: list[Alert], source: str, response: Response) -> AlertsResponse:
         results = []
+        received_at = datetime.now(UTC)
         for index, alert in enumerate(alerts):
-            outcome = await _one(index, alert, source)
+            outcome = await _one(index, alert, source, received_at)
             if outcome.status in ("unmapped", "failed"):
                 log.warning(
                     "%s alert %d (%s): %s %s",
@@ -66,9 +68,9 @@ def alerts_router(settings: Settings, policy: Policy, link: TemporalLink) -> API
             response.status_code = 503  # Alertmanager retries; recorded alerts are deduplicated
         return AlertsResponse(received=len(alerts), results=results)
 
-    async def _one(index: int, alert: Alert, source: str) -> AlertOutcome:
+    async def _one(index: int, alert: Alert, source: str, received_at: datetime) -> AlertOutcome:
         name = alert.labels.get("alertname", "")
-        routed = route(policy, alert, source)
+        routed = route(policy, alert, source, received_at)
         if not isinstance(routed, Routed):
             return AlertOutcome(
                 index=index, alertname=name, status="unmapped", reason=routed.reason

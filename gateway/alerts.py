@@ -73,7 +73,9 @@ class Unrouted(BaseModel):
     reason: str
 
 
-def route(policy: Policy, alert: Alert, source: str) -> Routed | Unrouted:
+def route(
+    policy: Policy, alert: Alert, source: str, received_at: datetime | None = None
+) -> Routed | Unrouted:
     """The (deployment, trigger) of an alert, from its labels or the policy's alert names."""
     routing = policy.alerts
     name = alert.labels.get("alertname", "")
@@ -122,5 +124,6 @@ def route(policy: Policy, alert: Alert, source: str) -> Routed | Unrouted:
         delivery_key=f"{source}:{alert.fingerprint or name}:{starts}:{alert.status}",
         evidence=evidence,
         links=links,
+        received_at=received_at,
     )
     return Routed(deployment=deployment, event=event)

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Request
@@ -56,8 +57,11 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
         body = Health(ok=ok, temporal=detail, address=settings.temporal_address)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
-    async def signed_form(request: Request) -> dict[str, str]:
+    async def signed_form(request: Request) -> tuple[dict[str, str], datetime]:
+        """The verified form, and when the person acted: no later than Slack's signed
+        timestamp (to the second it states) nor than its arrival here."""
         raw = await request.body()
+        arrived = datetime.now(UTC)
         secret = settings.slack_signing_secret
         if not secret:
             raise HTTPException(401, "the gateway has no ROLLBACK_SLACK_SIGNING_SECRET")
@@ -67,7 +71,9 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
             form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
             raise HTTPException(400, "body is not UTF-8") from None
-        return {key: values[0] for key, values in form.items()}
+        signed = datetime.fromtimestamp(int(request.headers["X-Slack-Request-Timestamp"]), UTC)
+        made_at = min(arrived, signed + timedelta(seconds=1))
+        return {key: values[0] for key, values in form.items()}, made_at
 
     def answer(handled: Handled) -> Response:
         if handled.later is not None:
@@ -81,12 +87,12 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
     @app.post("/slack/interactions", tags=["slack"])
     async def slack_interactions(request: Request) -> Response:
         """Slack button clicks; signed; answered at once, decided in the background."""
-        form = await signed_form(request)
+        form, made_at = await signed_form(request)
         try:
             payload = json.loads(form["payload"])
             if not isinstance(payload, dict):
                 raise ValueError("payload is not an object")
-            return answer(slack.interaction(payload))
+            return answer(slack.interaction(payload, made_at))
         except KeyError:
             raise HTTPException(400, "form field 'payload' is missing") from None
         except (ValueError, BadSlackRequest) as error:
@@ -95,7 +101,8 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
     @app.post("/slack/commands", tags=["slack"])
     async def slack_commands(request: Request) -> Response:
         """The `/rollback` slash command; signed."""
-        return answer(slack.command(await signed_form(request)))
+        form, made_at = await signed_form(request)
+        return answer(slack.command(form, made_at))
 
     app.state.slack = slack
     app.state.link = link

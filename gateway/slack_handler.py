@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
@@ -78,7 +79,10 @@ class SlackHandler:
 
     # --- interactivity -----------------------------------------------------------------
 
-    def interaction(self, payload: dict[str, Any]) -> Handled:
+    def interaction(self, payload: dict[str, Any], made_at: datetime | None = None) -> Handled:
+        """`made_at`: when the person clicked (bounded by Slack's signed timestamp); a decision
+        is judged against the window's deadline by it, however late a worker sees it."""
+        made_at = made_at or datetime.now(UTC)
         if payload.get("type") != "block_actions":
             return Handled()
         try:
@@ -113,11 +117,15 @@ class SlackHandler:
         # A double click (same person, same button, same message) counts once.
         request_id = f"slack:{channel}:{message_ts}:{user_id}:{action_id}"
         if kind == "ack":
-            return self._acknowledge(value, person, request_id, response_url)
+            return self._acknowledge(value, person, request_id, response_url, made_at)
         if kind == "comms":
-            return self._approve_comms(value, action_id, person, request_id, response_url)
+            return self._approve_comms(value, action_id, person, request_id, response_url, made_at)
         decision = DecisionInput(
-            action=ACTIONS[action_id], person=person, via="slack", request_id=request_id
+            action=ACTIONS[action_id],
+            person=person,
+            via="slack",
+            request_id=request_id,
+            made_at=made_at,
         )
 
         async def later() -> None:
@@ -126,14 +134,20 @@ class SlackHandler:
 
         return Handled(later=later)
 
-    def _acknowledge(self, value: str, person: str, request_id: str, response_url: str) -> Handled:
+    def _acknowledge(
+        self, value: str, person: str, request_id: str, response_url: str, made_at: datetime
+    ) -> Handled:
         fields = _button_value(value, "workflow_id", "follow_up")
         target = fields.get("workflow_id", "")
         if not fields or not target.startswith(follow_ups_id("")):
             return Handled(later=self._reply_later(response_url, OUTDATED))
         deployment = fields.get("deployment") or _deployment_of(target)
         ack = FollowUpAck(
-            follow_up=fields["follow_up"], person=person, via="slack", request_id=request_id
+            follow_up=fields["follow_up"],
+            person=person,
+            via="slack",
+            request_id=request_id,
+            made_at=made_at,
         )
 
         async def later() -> None:
@@ -143,7 +157,13 @@ class SlackHandler:
         return Handled(later=later)
 
     def _approve_comms(
-        self, value: str, action_id: str, person: str, request_id: str, response_url: str
+        self,
+        value: str,
+        action_id: str,
+        person: str,
+        request_id: str,
+        response_url: str,
+        made_at: datetime,
     ) -> Handled:
         fields = _button_value(value, "deployment", "audience")
         if not fields:
@@ -155,6 +175,7 @@ class SlackHandler:
             audience=fields["audience"],
             via="slack",
             request_id=request_id,
+            made_at=made_at,
         )
 
         async def later() -> None:
@@ -165,7 +186,8 @@ class SlackHandler:
 
     # --- slash commands ----------------------------------------------------------------
 
-    def command(self, fields: dict[str, str]) -> Handled:
+    def command(self, fields: dict[str, str], made_at: datetime | None = None) -> Handled:
+        made_at = made_at or datetime.now(UTC)
         text = fields.get("text", "").strip()
         user_id = fields.get("user_id", "")
         response_url = fields.get("response_url", "")
@@ -191,13 +213,18 @@ class SlackHandler:
                 )
             )
         event = TriggerEvent(
-            trigger="operational_anomaly", reason=reason, source="slack", raised_by=person
+            trigger="operational_anomaly",
+            reason=reason,
+            source="slack",
+            raised_by=person,
+            received_at=made_at,
+            delivery_key=f"slack:command:{user_id}:{fields.get('trigger_id') or made_at}",
         )
 
         async def later() -> None:
             try:
                 client = await self.link.client()
-                await operations.send_trigger(
+                raised = await operations.raise_trigger(
                     client,
                     task_queue=self.settings.task_queue,
                     policy=self.policy,
@@ -208,12 +235,23 @@ class SlackHandler:
             except (TemporalUnavailable, RPCError) as error:
                 await self.respond(response_url, f"⚠️ NOT started: {error}")
                 return
-            await self.respond(
-                response_url,
-                f"🚨 <@{user_id}> started the operational-anomaly "
-                f"rollback of *{deployment}*: {reason}",
-                in_channel=True,
-            )
+            reply = raised.reply
+            if reply is None:
+                await self.respond(
+                    response_url,
+                    f"🕓 Recorded for *{deployment}*: no rollback worker is answering right now, "
+                    "so your operational-anomaly trigger was stored durably. The rollback will "
+                    "check your authority and act on it when a worker returns.",
+                )
+            elif not reply.accepted:
+                await self.respond(response_url, f"⛔ The rollback refused it: {reply.message}")
+            else:
+                await self.respond(
+                    response_url,
+                    f"🚨 <@{user_id}> started the operational-anomaly rollback of "
+                    f"*{deployment}*: {reason} ({reply.message})",
+                    in_channel=True,
+                )
 
         return Handled(ack=_ephemeral(f"Starting the rollback of {deployment}…"), later=later)
 

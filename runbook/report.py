@@ -25,11 +25,11 @@ from runbook.status import (
     RootCauseMaterial,
     StepRecord,
 )
-from runbook.timing import response_times
+from runbook.timing import response_times, reversion_interval
 
 REPORT_VERSION = 1
 Result = Literal["pass", "fail", "pending", "n/a"]
-ProcedureOver = ("following_up", "rolled_back", "continued", "failed")
+ProcedureOver = ("following_up", "rolled_back", "incomplete", "continued", "rejected", "failed")
 """States in which every instant a response target measures has happened, or never will."""
 SAME_INSTANT = timedelta(milliseconds=1)
 """History timestamps and the workflow's clock differ by rounding only."""
@@ -98,6 +98,21 @@ class ResponseTimeReport(BaseModel):
     seconds: float | None
     target_seconds: float
     result: Result
+    basis: Literal["plan", "trigger"] = "plan"
+    """`trigger`: the trigger's own response target (Trigger 1: 30 s); `plan`: a generic one."""
+
+
+class ActionReport(BaseModel):
+    """One Phase 1 action: confirmed, or why not."""
+
+    id: str
+    step: str
+    name: str
+    command: str
+    state: str
+    settled_at: datetime | None
+    detail: str
+    error: str
 
 
 class RecoveryTargetReport(BaseModel):
@@ -168,13 +183,19 @@ class RollbackReport(BaseModel):
     policy: str | None
     state: str
     outcome: str | None
+    outcome_detail: str = ""
+    """What the outcome rests on: the unconfirmed actions and why, or when the last one was."""
     closed: str | None
     """How the workflow run ended (completed, terminated, …); None while it runs."""
     generated_at: datetime
     trigger: TriggerReport
     decision: DecisionReport
     steps: list[StepReport]
+    actions: list[ActionReport] = []
     response_times: list[ResponseTimeReport]
+    reversion_measured_from: Literal["trigger", "decision"] | None = None
+    """What `TrafficReversionSeconds` measures: from the trigger (automated rollback) or the
+    decision (manual: the plan's "decision to traffic reversion")."""
     intervals: dict[str, float]
     recovery: RecoveryReport
     escalations: list[EscalationReport]
@@ -219,12 +240,29 @@ def build_report(
         policy=policy.name if policy else None,
         state=status.state,
         outcome=status.outcome,
+        outcome_detail=status.outcome_detail,
         closed=history.close_status if history else None,
         generated_at=generated_at,
         trigger=_trigger(status, policy, history),
         decision=_decision(status, policy),
         steps=[_step(s) for s in status.steps],
+        actions=[
+            ActionReport(
+                id=a.id,
+                step=a.step,
+                name=a.name,
+                command=a.command,
+                state=a.state,
+                settled_at=a.settled_at,
+                detail=a.detail,
+                error=a.error,
+            )
+            for a in status.actions
+        ],
         response_times=_response_times(status, policy),
+        reversion_measured_from=reversion_interval(status.mode)[0]
+        if status.mode
+        else None,
         intervals=dict(status.intervals),
         recovery=_recovery(status, policy, follow_ups, len(escalations)),
         escalations=escalations,
@@ -395,11 +433,10 @@ def _procedure_over(status: RollbackStatus) -> bool:
 def _response_times(status: RollbackStatus, policy: Policy | None) -> list[ResponseTimeReport]:
     over = _procedure_over(status)
     measured = (
-        response_times(policy, status.instants, status.mode, final=over)
+        response_times(policy, status.instants, status.mode, final=over, trigger=status.trigger)
         if policy is not None
         else status.response_times
     )
-    targets = {t.id: t for t in policy.response_targets} if policy else {}
     reports = []
     for rt in measured:
         if rt.met is None:
@@ -408,16 +445,16 @@ def _response_times(status: RollbackStatus, policy: Policy | None) -> list[Respo
             result = "n/a"  # no rollback happened: the canary continued
         else:
             result = "pass" if rt.met else "fail"
-        target = targets.get(rt.id)
         reports.append(
             ResponseTimeReport(
                 id=rt.id,
                 name=rt.name,
-                start=target.start if target else None,
-                end=target.end if target else None,
+                start=rt.start or None,
+                end=rt.end or None,
                 seconds=rt.seconds,
                 target_seconds=rt.target_seconds,
                 result=result,
+                basis=rt.basis,
             )
         )
     return reports
@@ -556,9 +593,12 @@ def _markdown(r: RollbackReport) -> str:
         f"Generated {_when(r.generated_at)}.",
         "",
     ]
+    if r.outcome_detail:
+        out += [f"Outcome: {r.outcome_detail}.", ""]
     out += _trigger_md(r.trigger)
     out += _decision_md(r.decision)
     out += _steps_md(r.steps)
+    out += _actions_md(r.actions)
     out += _response_md(r)
     out += _recovery_md(r.recovery)
     out += ["## Escalations", ""]
@@ -659,15 +699,42 @@ def _steps_md(steps: list[StepReport]) -> list[str]:
     return [*out, ""]
 
 
+def _actions_md(actions: list[ActionReport]) -> list[str]:
+    if not actions:
+        return []
+    out = [
+        "## Phase 1 actions",
+        "",
+        "| Action | Command | State | Settled | Detail |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for a in actions:
+        detail = a.detail if a.state == "confirmed" else a.error or a.detail
+        out.append(
+            f"| {_cell(a.name)} | `{_cell(a.command)}` | **{a.state.replace('_', ' ')}** | "
+            f"{_clock(a.settled_at)} | {_cell(detail)} |"
+        )
+    return [*out, ""]
+
+
 def _response_md(r: RollbackReport) -> list[str]:
     out = ["## Response times", ""]
     if r.response_times:
-        out += ["| Target | Measured | Limit | Result |", "| --- | --- | --- | --- |"]
         out += [
-            f"| {_cell(t.name)} | {_secs(t.seconds)} | < {_budget(t.target_seconds)} | "
-            f"**{t.result.upper()}** |"
+            "| Target | Applies | Measured | Limit | Result |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        out += [
+            f"| {_cell(t.name)} | {'the trigger' if t.basis == 'trigger' else 'the plan'} | "
+            f"{_secs(t.seconds)} | < {_budget(t.target_seconds)} | **{t.result.upper()}** |"
             for t in r.response_times
         ]
+        if r.reversion_measured_from:
+            out += [
+                "",
+                f"Traffic reversion (the `TrafficReversionSeconds` search attribute) is measured "
+                f"from the {r.reversion_measured_from} to the confirmed split.",
+            ]
     else:
         out.append("No target applies yet.")
     if r.intervals:

@@ -109,9 +109,9 @@ class StepTiming:
     initial_interval: timedelta
     maximum_interval: timedelta
     retry_for: timedelta
-    """Actions only: the second round, past the budget, until the action is confirmed."""
-    late_interval: timedelta
-    """Actions only: the longest pause between two attempts past the budget."""
+    """Actions only: the second round, past the budget, until the action is confirmed (retries
+    are the server's: they cost no history, so a target that comes back is seen within
+    `maximum_interval`)."""
 
 
 def step_timing(step: Step) -> StepTiming:
@@ -127,7 +127,6 @@ def step_timing(step: Step) -> StepTiming:
         initial_interval=max(budget / 20, timedelta(milliseconds=100)),
         maximum_interval=max(budget / 4, timedelta(milliseconds=200)),
         retry_for=retry_for,
-        late_interval=min(max(budget, timedelta(seconds=5)), timedelta(minutes=1)),
     )
 
 

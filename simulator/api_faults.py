@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 Api = Literal["lb", "config", "flags", "services", "metrics", "logs", "search"]
 APIS: tuple[Api, ...] = ("lb", "config", "flags", "services", "metrics", "logs", "search")
-Mode = Literal["fail", "slow"]
+Mode = Literal["fail", "slow", "html"]
+"""fail: an error status; slow: served after a delay; html: a 200 with an HTML page (a proxy's
+error page), which no client can read as the API's answer."""
 
 UNTIL_CLEARED = -1
 
@@ -15,7 +17,8 @@ UNTIL_CLEARED = -1
 @dataclass
 class ApiFault:
     """The next ``remaining`` calls to ``api`` (of ``deployment`` only, unless ``None``)
-    fail with ``status`` or are served after ``delay_seconds``. ``-1``: until cleared."""
+    fail with ``status``, are served after ``delay_seconds``, or answer an HTML page.
+    ``-1``: until cleared."""
 
     id: int
     api: Api

@@ -48,6 +48,25 @@ class CallRecord:
 class CallLedger:
     def __init__(self) -> None:
         self._calls: list[CallRecord] = []
+        self._inflight: dict[int, dict[str, Any]] = {}
+        self._next = 0
+
+    def started(self, api: str, deployment: str | None, method: str, path: str) -> int:
+        """A call being served right now (any method): tests kill a client mid-call by it."""
+        self._next += 1
+        self._inflight[self._next] = {
+            "api": api,
+            "deployment": deployment,
+            "method": method,
+            "path": path,
+        }
+        return self._next
+
+    def finished(self, ticket: int) -> None:
+        self._inflight.pop(ticket, None)
+
+    def inflight(self) -> list[dict[str, Any]]:
+        return list(self._inflight.values())
 
     def record(self, call: CallRecord) -> None:
         self._calls.append(call)

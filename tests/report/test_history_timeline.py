@@ -95,20 +95,28 @@ async def test_window_default_after_exactly_its_length(
             assert step.budget_seconds == policy.step(record.id).budget.total_seconds()
             assert step.within_budget is True and step.outcome == "ok"
         times = {rt.id: rt for rt in report.response_times}
-        assert set(times) == {"manual_rollback", "stabilization", "communication"}
+        assert set(times) == {
+            "trigger:gate_failure",
+            "manual_rollback",
+            "stabilization",
+            "communication",
+        }
+        assert times["trigger:gate_failure"].seconds == 120.0  # "5 minutes to decide": met
         reverted = final.instants["traffic_reverted"] - final.instants["decision"]
         assert times["manual_rollback"].seconds == reverted.total_seconds()
         assert {rt.result for rt in report.response_times} == {"pass"}
 
 
 async def test_a_failed_step_and_its_escalation_are_in_both_timelines(
-    skipping_env: WorkflowEnvironment, policy: Policy
+    local_env: WorkflowEnvironment, policy: Policy
 ) -> None:
+    """On the dev server: its history has the workflow's clock, which orders a Phase 1 step's
+    end (its last action) after what its earlier actions escalated, as the status does."""
     refusing = StandIns(treatment=5, action_faults={"config:ta_nra_early_stop": "refused"})
-    async with rig(skipping_env, policy, refusing) as r:
+    async with rig(local_env, policy, refusing) as r:
         handle = await r.trigger("error_rate", source="alertmanager")
         final = await r.until(lambda s: s.state == "following_up" and s.follow_ups_id is not None)
-        read = await history.fetch(handle, skipping_env.client.data_converter)
+        read = await history.fetch(handle, local_env.client.data_converter)
         assert final.outcome == "incomplete"
 
         milestones = from_history(read.timeline)

@@ -31,12 +31,15 @@ REPORT_KEYS = {
     "policy",
     "state",
     "outcome",
+    "outcome_detail",
     "closed",
     "generated_at",
     "trigger",
     "decision",
     "steps",
+    "actions",
     "response_times",
+    "reversion_measured_from",
     "intervals",
     "recovery",
     "escalations",
@@ -213,12 +216,15 @@ def test_steps_decision_and_response_times_of_a_two_person_rollback(policy: Poli
     # Manual rollback: the automated target does not apply; every instant is 90 s + x.
     times = {t.id: (t.seconds, t.target_seconds, t.result) for t in report.response_times}
     assert times == {
+        "trigger:quality_regression": (90.0, 600.0, "pass"),  # "QA DRI has 10 minutes"
         "manual_rollback": (4.0, 300.0, "pass"),
         "stabilization": (179.0, 600.0, "pass"),
         "communication": (189.0, 900.0, "pass"),
     }
-    assert report.response_times[0].start == "decision"
-    assert report.response_times[0].end == "traffic_reverted"
+    own, manual = report.response_times[:2]
+    assert (own.basis, own.start, own.end) == ("trigger", "trigger", "decision")
+    assert (manual.basis, manual.start, manual.end) == ("plan", "decision", "traffic_reverted")
+    assert report.reversion_measured_from == "decision"
 
 
 def test_recovery_escalations_and_root_cause(policy: Policy) -> None:
@@ -265,7 +271,12 @@ def test_markdown_carries_each_figure(policy: Policy) -> None:
     assert "DRILL" not in md
     assert "| Step 2: Configuration Revert | 10:01:34.000 | 10:01:59.000 | 25.0 s | 20s |" in md
     assert "ok (late)" in md and "| failed | planner down |" in md
-    assert "| Manual rollback: decision to traffic reversion | 4.000 s | < 5m | **PASS** |" in md
+    assert (
+        "| Manual rollback: decision to traffic reversion | the plan | 4.000 s | < 5m | **PASS** |"
+        in md
+    )
+    assert "| Trigger 5: Quality Regression: trigger to decision | the trigger | 90.0 s" in md
+    assert "measured from the decision to the confirmed split" in md
     assert "2m for QA DRI + Sprint DRI, opened 2026-03-02 10:00:00 UTC" in md
     assert "| Within the window | yes |" in md and "| Rejected attempts | 1 |" in md
     assert "| Performance restoration: All metrics" in md and "| fail |" in md
@@ -327,7 +338,14 @@ def test_automatic_drill_is_marked_and_misses_the_automated_target(policy: Polic
     md = report.to_markdown()
     assert md.startswith("# Rollback report: search-d (DRILL)\n")
     assert "> **Drill.**" in md
-    assert "| Automated rollback: trigger to traffic reversion | 75.0 s | < 1m | **FAIL** |" in md
+    assert (
+        "| Automated rollback: trigger to traffic reversion | the plan | 75.0 s | < 1m | **FAIL** |"
+        in md
+    )
+    assert (
+        "| Trigger 1: Critical Error Rate: trigger to traffic reversion | the trigger | 75.0 s | "
+        "< 30s | **FAIL** |" in md
+    )
     assert "| Window | none: the plan has nobody decide" in md
 
 

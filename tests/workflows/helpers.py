@@ -70,6 +70,15 @@ class Rig:
                 raise AssertionError(f"condition not met in {timeout}s; last status: {current}")
             await asyncio.sleep(0.05)
 
+    def worker(self) -> Worker:
+        """A worker on the rig's task queue (`async with r.worker(): …`)."""
+        return Worker(
+            self.client,
+            task_queue=self.task_queue,
+            workflows=WORKFLOWS,
+            activities=self.standins.activities(),
+        )
+
     async def result(self) -> RollbackStatus:
         """The handle from the last trigger: on the time-skipping server it skips while waiting."""
         assert self.handle is not None, "no trigger sent yet"
@@ -83,22 +92,28 @@ async def rig(
     standins: StandIns | None = None,
     *,
     ui_metadata: bool = False,
+    worker: bool = True,
 ) -> AsyncIterator[Rig]:
+    """A deployment's rollback with a worker of stand-ins (`worker=False`: start and stop it
+    with `Rig.worker()`, to see what happens while none runs)."""
     standins = standins or StandIns()
     task_queue = f"tq-{uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=standins.activities(),
-    ):
-        r = Rig(env.client, task_queue, policy, standins, f"search-{uuid4().hex[:8]}", ui_metadata)
+    r = Rig(env.client, task_queue, policy, standins, f"search-{uuid4().hex[:8]}", ui_metadata)
+    # A workflow left waiting on a timer would hold the time-skipping server's clock once its
+    # worker is gone: end it (with a worker there to answer the status query that finds its
+    # follow-ups).
+    if worker:
+        async with r.worker():
+            try:
+                yield r
+            finally:
+                await terminate_rollback(env.client, r.deployment)
+    else:
         try:
             yield r
         finally:
-            # A workflow left waiting on a timer would hold the time-skipping server's clock
-            # once its worker is gone.
-            await terminate_rollback(env.client, r.deployment)
+            async with r.worker():
+                await terminate_rollback(env.client, r.deployment)
 
 
 def kinds(status: RollbackStatus) -> list[str]:

@@ -55,6 +55,9 @@ class StandIns:
     sla_breach: bool = False
     """Step 5 then holds the customer notification for its approval."""
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    post_report_delay: float = 0.0
+    """Seconds the channel report takes: the run is still ending meanwhile."""
+    send_audience_fails: bool = False
     action_faults: dict[str, str | int] = field(default_factory=dict)
     """By action id: "refused" (a 404 no retry fixes), or how many attempts answer 503."""
 
@@ -188,11 +191,15 @@ class StandIns:
     @activity.defn(name="post_report")
     async def post_report(self, inp: ReportInput) -> ReportResult:
         self.calls.append(("post_report", inp))
+        if self.post_report_delay:
+            await asyncio.sleep(self.post_report_delay)
         return ReportResult(posted=True, summary="report posted")
 
     @activity.defn(name="send_audience")
     async def send_audience(self, inp: SendAudienceInput) -> None:
         self.calls.append(("send_audience", inp))
+        if self.send_audience_fails:
+            raise ApplicationError("channel_not_found", type="SlackRefused", non_retryable=True)
 
     @activity.defn(name="root_cause_analysis")
     async def root_cause_analysis(self, inp: RootCauseInput) -> RootCauseResult:

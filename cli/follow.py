@@ -13,7 +13,9 @@ from cli.errors import Failure
 from client import operations
 from runbook.status import RollbackStatus, TimelineEntry
 
-SETTLED = frozenset({"following_up", "rolled_back", "continued", "failed"})
+SETTLED = frozenset(
+    {"following_up", "rolled_back", "incomplete", "continued", "rejected", "failed"}
+)
 
 
 def entry_line(entry: TimelineEntry) -> str:

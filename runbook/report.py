@@ -260,9 +260,7 @@ def build_report(
             for a in status.actions
         ],
         response_times=_response_times(status, policy),
-        reversion_measured_from=reversion_interval(status.mode)[0]
-        if status.mode
-        else None,
+        reversion_measured_from=reversion_interval(status.mode)[0] if status.mode else None,
         intervals=dict(status.intervals),
         recovery=_recovery(status, policy, follow_ups, len(escalations)),
         escalations=escalations,

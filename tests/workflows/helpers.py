@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import uuid4
 
 from temporalio.client import Client, WorkflowHandle
@@ -77,6 +78,8 @@ class Rig:
             task_queue=self.task_queue,
             workflows=WORKFLOWS,
             activities=self.standins.activities(),
+            # A stopped worker holds its workflows this long (10 s by default), as in production.
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),
         )
 
     async def result(self) -> RollbackStatus:

@@ -61,11 +61,15 @@ class FollowUps:
             await asyncio.sleep(0.05)
 
     async def ack(
-        self, follow_up: str, person: str, request_id: str | None = None
+        self,
+        follow_up: str,
+        person: str,
+        request_id: str | None = None,
+        made_at: datetime | None = None,
     ) -> DecisionReply:
         return await self.handle.execute_update(
             ACK_UPDATE,
-            FollowUpAck(follow_up=follow_up, person=person, request_id=request_id),
+            FollowUpAck(follow_up=follow_up, person=person, request_id=request_id, made_at=made_at),
             id=request_id,
             result_type=DecisionReply,
         )
@@ -292,3 +296,21 @@ async def test_a_new_trigger_after_the_rollback_reaches_the_follow_ups(
         finally:
             with contextlib.suppress(Exception):
                 await handle.terminate("test finished")
+
+
+async def test_an_acknowledgement_is_judged_by_when_it_was_made(
+    skipping_env: WorkflowEnvironment, policy: Policy
+) -> None:
+    """Made before the escalation (stored while no worker ran), seen after it: on time. Made
+    before the follow-up was due: refused."""
+    async with follow_ups(skipping_env, policy) as f:
+        early = await f.ack("first_hour", "dri-backend", made_at=f.reverted_at + 30 * 60 * SECOND)
+        assert not early.accepted and "is not due before" in early.message
+        await f.at(2 * HOUR + SECOND)
+        await f.until(state_of("first_hour", "escalated"))
+        made = f.reverted_at + HOUR + 10 * 60 * SECOND  # after it was due, before the escalation
+        on_time = await f.ack("first_hour", "dri-backend", request_id="stored", made_at=made)
+        assert on_time.accepted, on_time.message
+        closed = item(await f.status(), "first_hour")
+        assert closed.state == "done" and "after escalation" not in closed.detail
+        assert closed.escalated_at is not None

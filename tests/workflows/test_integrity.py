@@ -270,3 +270,34 @@ async def test_a_person_raising_a_trigger_gets_the_rollback_verdict(
         await r.until(lambda s: s.state == "following_up")
         assert r.standins.count("set_traffic_split") == 1
         await asyncio.sleep(0)
+
+
+async def test_a_wording_approval_stored_after_its_deadline_is_refused(
+    local_env: WorkflowEnvironment, policy: Policy
+) -> None:
+    """The customer wording's window closes while no worker runs; an approval made after it
+    (stored as the gateway stores a click) is refused and the default (hold) applies."""
+    quick = edited(policy, {"notifications.audiences.3.approval_window": "1s"})
+    standins = StandIns(treatment=25, sla_breach=True)
+    async with rig(local_env, quick, standins, worker=False) as r:
+        async with r.worker():
+            handle = await r.trigger("error_rate")
+            held = await r.until(lambda s: bool(s.comms))
+        deadline = held.comms[0].deadline
+        await asyncio.sleep(1.5)
+        late = CommsApprovalInput(
+            action="approve",
+            person="sprint-pm",
+            via="slack",
+            made_at=deadline + timedelta(seconds=0.3),
+        )
+        await handle.signal("comms_approval", late)
+        async with r.worker():
+            final = await r.until(lambda s: s.comms[0].outcome != "pending")
+            await asyncio.sleep(0.2)
+            final = await r.status()
+
+    assert final.comms[0].outcome == "expired" and not final.comms[0].sent
+    assert standins.count("send_audience") == 0
+    [refused] = [e.message for e in final.timeline if e.kind == "comms_rejected"]
+    assert "the approval window closed at" in refused and "the default, hold, applied" in refused

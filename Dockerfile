@@ -21,6 +21,9 @@ COPY cli cli
 COPY gateway gateway
 COPY simulator simulator
 RUN pip install . && rm -rf build *.egg-info
+# The workflow sandbox imports the workflow modules afresh for every new run: give it their
+# bytecode (the image writes none at run time), or each new rollback recompiles them.
+RUN python -m compileall -q "$(python -c 'import os, workflows; print(os.path.dirname(workflows.__file__))')"
 
 # The installed package does not carry the policies: a rollback runs under this file (mount
 # another over /app/policies, or set ROLLBACK_POLICY).

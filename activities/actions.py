@@ -61,12 +61,13 @@ class Phase1Actions:
     async def set_traffic_split(self, inp: ActionInput) -> ActionDone:
         """Step 1: all traffic to control, confirmed by reading the split back."""
         async with heartbeating(inp.action.command):
-            split, outcome = await self.lb.revert(inp.ctx.deployment, action_key(inp))
+            split, outcome, before = await self.lb.revert(inp.ctx.deployment, action_key(inp))
         return ActionDone(
             outcome=outcome,
             detail=f"read back treatment {split.treatment}% / control {split.control}%"
             + attempt_note(),
             split=split,
+            before=before,
         )
 
     @activity.defn(name="stop_service")

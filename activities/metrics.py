@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from temporalio.exceptions import ApplicationError
 
-from activities.targets import Target, fill, rejected
+from activities.targets import Target, fill, rejected, substitute
 from runbook.policy import MetricQuery, Metrics, MetricsSource
 
 Values = dict[str, float | None]
@@ -71,7 +71,7 @@ class PrometheusProvider:
         return dict(zip(names, answers, strict=True))
 
     async def _instant(self, deployment: str, query: MetricQuery) -> float | None:
-        promql = fill(query.query, deployment=_promql_string(deployment))
+        promql = substitute(query.query, {"deployment": _promql_string(deployment)})
         answer = await self.target.get("/api/v1/query", params={"query": promql})
         data = answer.get("data")
         if answer.get("status") != "success" or not isinstance(data, dict):
@@ -150,7 +150,7 @@ class MetricsReader:
 
     async def variant(self, deployment: str, variant: Variant, names: Iterable[str]) -> Values:
         queries = {
-            n: q.model_copy(update={"query": fill(q.query, variant=variant)})
+            n: q.model_copy(update={"query": substitute(q.query, {"variant": variant})})
             for n in names
             if (q := self.source.variants.get(n)) is not None
         }

@@ -60,6 +60,8 @@ class ActionDone(BaseModel):
     detail: str
     split: TrafficSplit | None = None
     """The split as read back (traffic)."""
+    before: TrafficSplit | None = None
+    """The split as read first, before the change (traffic): the canary's phase."""
     integrity: RecoveryMeasure | None = None
     """Data integrity: the flush touched the configuration cache and nothing else (cache)."""
 

@@ -101,7 +101,12 @@ class RollbackActivities:
         self.policy = policy or load_policy(settings.policy)
         targets, metrics = _wiring(self.policy, str(settings.policy))
         self._owns_http = http is None
-        self.http = http or httpx.AsyncClient(timeout=settings.http_timeout)
+        # A small pool: httpcore checks every pooled connection on each request, so a pool
+        # grown large in a storm makes every call slower.
+        self.http = http or httpx.AsyncClient(
+            timeout=settings.http_timeout,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+        )
         self.notifier: Notifier = notifier or notifier_from_settings(settings)
 
         def target(name: str, url: str | None) -> Target:

@@ -9,6 +9,7 @@ A failure that a retry may fix (unreachable, timed out, 5xx, 429) is a retryable
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from temporalio.exceptions import ApplicationError
@@ -35,7 +36,13 @@ def not_confirmed(message: str) -> ApplicationError:
 
 
 def fill(template: str, **values: str) -> str:
-    """`{deployment}` and friends replaced; other braces (JSON, PromQL) left alone."""
+    """`{deployment}` and friends replaced, each percent-encoded as one path segment (a value
+    can never reach another path); other braces (JSON, PromQL) left alone."""
+    return substitute(template, {name: quote(value, safe="") for name, value in values.items()})
+
+
+def substitute(template: str, values: dict[str, str]) -> str:
+    """`{name}` replaced as it is (PromQL, dotted JSON paths: the caller escapes for them)."""
     for name, value in values.items():
         template = template.replace("{" + name + "}", value)
     return template

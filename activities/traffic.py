@@ -27,11 +27,13 @@ class LoadBalancer:
         )
         return self._split(data)
 
-    async def revert(self, deployment: str, key: str) -> tuple[TrafficSplit, Outcome]:
-        """All traffic to control, confirmed by reading it back. Read first: a retry, or a
-        split someone already reverted, changes nothing."""
-        if await self.read(deployment) == ALL_ON_CONTROL:
-            return ALL_ON_CONTROL, "already"
+    async def revert(self, deployment: str, key: str) -> tuple[TrafficSplit, Outcome, TrafficSplit]:
+        """All traffic to control, confirmed by reading it back; also the split read first
+        (the canary's phase). Read first: a retry, or a split someone already reverted,
+        changes nothing."""
+        before = await self.read(deployment)
+        if before == ALL_ON_CONTROL:
+            return ALL_ON_CONTROL, "already", before
         await self.set(deployment, ALL_ON_CONTROL, key)
         confirmed = await self.read(deployment)
         if confirmed != ALL_ON_CONTROL:
@@ -40,7 +42,7 @@ class LoadBalancer:
                 f"{confirmed.treatment}% / control {confirmed.control}% for {deployment} "
                 f"after `{COMMAND}`"
             )
-        return confirmed, "done"
+        return confirmed, "done", before
 
     def _path(self, deployment: str) -> str:
         return fill(self.split_path, deployment=deployment)

@@ -21,11 +21,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client import operations
 from contract.rollback import DecisionInput, RollbackOptions, TriggerEvent
 from runbook.loading import DEFAULT_POLICY, load_policy
 from tests.workflows.standins import StandIns
 from worker.binaries import temporal_cli
-from workflows import operations, search_attributes
+from workflows import search_attributes
 from workflows.registry import WORKFLOWS
 
 
@@ -59,7 +60,7 @@ async def main(runs: int) -> None:
                     event=TriggerEvent(trigger="error_rate", source="bench"),
                     options=RollbackOptions(),
                 )
-                while "emergency_stop" not in [n for n, _ in standins.calls[before:]]:
+                while "set_traffic_split" not in [n for n, _ in standins.calls[before:]]:
                     await asyncio.sleep(0.001)
                 to_stop.append(time.perf_counter() - started)
                 while (

@@ -6,16 +6,10 @@ import logging
 from typing import Annotated
 
 import typer
-import uvicorn
-from slack_sdk import WebClient
 
 from cli.errors import UserError
 from cli.policy_cmd import read_policy
 from config.settings import load_settings
-from gateway.app import create_app
-from gateway.slack_handler import SlackHandler
-from gateway.socket_mode import serve_socket_mode
-from gateway.temporal_link import TemporalLink
 
 
 def gateway(
@@ -29,6 +23,13 @@ def gateway(
 
     Example: ROLLBACK_ALERTS_TOKEN=secret rollback gateway --port 8000
     """
+    # Imported here: every other `rollback` command (the worker too) starts without them.
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.slack_handler import SlackHandler
+    from gateway.temporal_link import TemporalLink
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
     policy = read_policy(settings.policy)
@@ -38,6 +39,10 @@ def gateway(
                 "--socket-mode needs ROLLBACK_SLACK_APP_TOKEN (xapp-…) and "
                 "ROLLBACK_SLACK_BOT_TOKEN (xoxb-…)"
             )
+        from slack_sdk import WebClient
+
+        from gateway.socket_mode import serve_socket_mode
+
         web = WebClient(
             token=settings.slack_bot_token, base_url=settings.slack_api_url or WebClient.BASE_URL
         )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import Failure, UserError
 from cli.output import Format, console, print_json, show_reply
@@ -23,23 +22,22 @@ from contract.rollback import (
     DecisionReply,
     RollbackOptions,
     TriggerEvent,
+    deployment_problem,
     workflow_id,
 )
+from contract.watch import WatchStatus
 from runbook.durations import format_duration
 from runbook.policy import Policy
 from runbook.status import DecisionAction, RollbackStatus
-
-DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 Deployment = Annotated[str, typer.Option("--deployment", "-d", help="deployment name")]
 FormatOption = Annotated[Format, typer.Option("--format", help="text or JSON")]
 
 
 def check_deployment(name: str) -> str:
-    if not DEPLOYMENT.match(name):
-        raise UserError(
-            f"--deployment: {name!r} is not a deployment name (letters, digits, '.', '_', '-')"
-        )
+    problem = deployment_problem(name, "--deployment")
+    if problem is not None:
+        raise UserError(problem)
     return name
 
 
@@ -205,19 +203,54 @@ async def _status(settings: Settings, deployment: str | None, format: Format, wa
             else:
                 console.print(list_table(rows))
         else:
-            try:
-                current = await operations.status(client, deployment)
-            except RPCError as error:
-                raise explain_rpc(error, deployment) from None
+            current, watching = await _one(client, deployment)
             if format is Format.json:
-                print_json(current)
+                data: dict[str, object] = current.model_dump(mode="json") if current else {}
+                data["watch"] = watching.model_dump(mode="json") if watching else None
+                print_json(data)
             else:
                 if watch:
                     console.clear()
-                render_status(current)
+                if current is not None:
+                    render_status(current)
+                if watching is not None:
+                    render_watch(watching)
         if not watch:
             return
         await asyncio.sleep(1)
+
+
+async def _one(client: Client, deployment: str) -> tuple[RollbackStatus | None, WatchStatus | None]:
+    """The deployment's rollback and its canary watch; an error when it has neither."""
+    found: list[RollbackStatus | WatchStatus | None] = []
+    for read in (operations.status, operations.watch_status):
+        try:
+            found.append(await read(client, deployment))
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise explain_rpc(error, deployment) from None
+            found.append(None)
+    rollback, watching = found
+    if rollback is None and watching is None:
+        raise UserError(f"--deployment: no rollback or canary watch of {deployment!r} was found")
+    assert rollback is None or isinstance(rollback, RollbackStatus)
+    assert watching is None or isinstance(watching, WatchStatus)
+    return rollback, watching
+
+
+def render_watch(w: WatchStatus) -> None:
+    mode = "reads the metrics" if w.evaluating else "records blind spots only"
+    blind = w.blind_spot
+    if blind is not None:
+        console.print(
+            f"[bold red]Monitoring blind spot[/bold red] since {blind.since:%H:%M:%S} UTC "
+            f"({blind.source}): {blind.reason}. The engine does not roll back on missing data; a "
+            f"Sprint DRI can: rollback trigger -d {w.deployment} -t operational_anomaly "
+            '-r "<reason>" --as <id>'
+        )
+    console.print(
+        f"Canary watch of {w.deployment}: {mode}; {w.past_blind_spots} earlier blind spot(s)"
+    )
 
 
 async def _list(client: Client) -> list[dict[str, object]]:

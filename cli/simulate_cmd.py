@@ -10,7 +10,6 @@ import typer
 
 from cli.errors import UserError
 from simulator.args import parse_deployment_arg
-from simulator.server import serve
 
 
 def simulate(
@@ -33,6 +32,8 @@ def simulate(
     deployments = parse_deployments(deployment or [])
     check_port_free(host, port, "--port")
     typer.echo(f"simulator on http://{host}:{port} with {deployments or 'no deployments yet'}")
+    from simulator.server import serve  # uvicorn and FastAPI only for this command
+
     serve(port, deployments, host=host)
 
 

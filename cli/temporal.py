@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.errors import Failure
+from cli.errors import Failure, UserError
 from config.connection import connect
 from config.settings import Settings
 
@@ -21,7 +21,8 @@ async def client_for(settings: Settings) -> Client:
         ) from None
 
 
-def explain_rpc(error: RPCError, deployment: str) -> Failure:
+def explain_rpc(error: RPCError, deployment: str) -> Failure | UserError:
+    """An unknown deployment is bad input (exit 2), like everywhere else in the CLI."""
     if error.status == RPCStatusCode.NOT_FOUND:
-        return Failure(f"no rollback is running for deployment {deployment!r}")
+        return UserError(f"--deployment: no rollback is running for deployment {deployment!r}")
     return Failure(f"Temporal refused the call for {deployment!r}: {error.message}")

@@ -35,7 +35,17 @@ from contract.rollback import (
     TriggerBatch,
     TriggerEvent,
     TriggerReply,
+    deployment_problem,
     workflow_id,
+)
+from contract.watch import (
+    BLIND_SPOT_SIGNAL,
+    WATCH_STATUS_QUERY,
+    WATCH_WORKFLOW,
+    BlindSpotEvent,
+    WatchInput,
+    WatchStatus,
+    watch_id,
 )
 from runbook.policy import Policy
 from runbook.status import RollbackStatus
@@ -62,14 +72,13 @@ async def send_trigger(
     deployment: str,
     event: TriggerEvent | TriggerBatch,
     options: RollbackOptions | None = None,
+    rpc_timeout: timedelta | None = None,
 ) -> WorkflowHandle[Any, RollbackStatus]:
     """A trigger (or a batch) to the deployment's rollback: a plain signal when it runs (no
     policy on the wire), signal-with-start when it does not."""
     options = options or RollbackOptions()
-    handle = client.get_workflow_handle(workflow_id(deployment), result_type=RollbackStatus)
     try:
-        await handle.signal(TRIGGER_SIGNAL, event)
-        return handle
+        return await signal_running(client, deployment, event, rpc_timeout=rpc_timeout)
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -80,6 +89,7 @@ async def send_trigger(
         start_signal=TRIGGER_SIGNAL,
         start_signal_args=[event],
         result_type=RollbackStatus,
+        rpc_timeout=rpc_timeout,
         **start_options(
             task_queue=task_queue,
             policy=policy,
@@ -88,6 +98,57 @@ async def send_trigger(
             trigger=first,
         ),
     )
+
+
+async def signal_running(
+    client: Client,
+    deployment: str,
+    event: TriggerEvent | TriggerBatch,
+    rpc_timeout: timedelta | None = None,
+) -> WorkflowHandle[Any, RollbackStatus]:
+    """A trigger (or a batch) to the rollback that runs; RPCError NOT_FOUND when none does."""
+    handle = client.get_workflow_handle(workflow_id(deployment), result_type=RollbackStatus)
+    await handle.signal(TRIGGER_SIGNAL, event, rpc_timeout=rpc_timeout)
+    return handle
+
+
+async def send_blind_spots(
+    client: Client,
+    *,
+    task_queue: str,
+    policy: Policy,
+    deployment: str,
+    events: list[BlindSpotEvent],
+    options: RollbackOptions | None = None,
+    rpc_timeout: timedelta | None = None,
+) -> None:
+    """Blind spots to the deployment's canary watch; one that fires while none runs starts a
+    watch that only records the outage (it never reads metrics or rolls back)."""
+    handle = client.get_workflow_handle(watch_id(deployment))
+    try:
+        for event in events:
+            await handle.signal(BLIND_SPOT_SIGNAL, event, rpc_timeout=rpc_timeout)
+        return
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+    firing = [e for e in events if e.status == "firing"]
+    if not firing:
+        raise RPCError("no canary watch runs", RPCStatusCode.NOT_FOUND, b"")
+    options = options or RollbackOptions()
+    started = await client.start_workflow(
+        WATCH_WORKFLOW,
+        WatchInput(deployment=deployment, policy=policy, options=options, evaluate=False),
+        id=watch_id(deployment),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal=BLIND_SPOT_SIGNAL,
+        start_signal_args=[firing[0]],
+        static_summary=f"Monitoring blind spot of {deployment}" if options.ui_metadata else None,
+        rpc_timeout=rpc_timeout,
+    )
+    for event in events[1:]:
+        await started.signal(BLIND_SPOT_SIGNAL, event, rpc_timeout=rpc_timeout)
 
 
 @dataclass(frozen=True)
@@ -177,6 +238,11 @@ async def status(client: Client, deployment: str) -> RollbackStatus:
     return await handle.query(STATUS_QUERY, result_type=RollbackStatus)
 
 
+async def watch_status(client: Client, deployment: str) -> WatchStatus:
+    handle = client.get_workflow_handle(watch_id(deployment))
+    return await handle.query(WATCH_STATUS_QUERY, result_type=WatchStatus)
+
+
 async def approve_comms(
     client: Client, deployment: str, approval: CommsApprovalInput, update_id: str | None = None
 ) -> DecisionReply:
@@ -214,7 +280,7 @@ async def find_follow_ups(client: Client, deployment: str) -> list[FollowUpsRun]
     named = await _named_by_rollback(client, deployment)
     if named is not None:
         return [FollowUpsRun(named, running=True)]
-    if not _SAFE.match(deployment):
+    if deployment_problem(deployment) is not None:
         return []
     prefix = f"{follow_ups_id(deployment)}-"
     shape = re.compile(re.escape(prefix) + r"\d{8}T\d{6}$")
@@ -227,9 +293,6 @@ async def find_follow_ups(client: Client, deployment: str) -> list[FollowUpsRun]
         if shape.match(wf.id)
     ]
     return sorted(found, key=lambda run: (not run.running, -_epoch(run.started)))
-
-
-_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 async def _named_by_rollback(client: Client, deployment: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,20 @@ class Settings(BaseSettings):
         description="seconds Temporal waits for a worker that stopped answering before another "
         "worker takes over its workflows",
     )
+    worker_processes: int = Field(
+        1,
+        ge=1,
+        le=2,
+        description="`rollback up`: one worker process, or two (workflows, activities)",
+    )
+    worker_role: Literal["all", "workflows", "activities"] = Field(
+        "all",
+        description="what `rollback worker` runs: workflows and activities, or one of them "
+        "(two processes, one GIL each)",
+    )
+    workflow_threads: int = Field(
+        2, ge=1, description="threads the worker runs workflow tasks on (they hold the GIL)"
+    )
     ui_metadata: bool = Field(
         True, description="search attributes and UI details (off only for the time-skipping server)"
     )
@@ -41,6 +56,18 @@ class Settings(BaseSettings):
         None, description="bearer token Alertmanager and Grafana must send to /alerts/…"
     )
     max_body_bytes: int = Field(1_000_000, description="larger webhook bodies are refused (413)")
+    alerts_answer_within: float = Field(
+        1.5,
+        gt=0,
+        description="seconds a webhook body waits for Temporal in all; past it (Temporal down) "
+        "the body is answered 503 and the sender retries",
+    )
+    alert_repeat_ttl: float = Field(
+        600.0, ge=0, description="seconds a delivered alert's repeats are answered from memory"
+    )
+    alert_concurrency: int = Field(
+        32, ge=1, description="Temporal calls the gateway makes at once for alerts"
+    )
     slack_signing_secret: str | None = Field(None, description="verifies Slack's requests")
     slack_bot_token: str | None = Field(None, description="xoxb- token for chat.postMessage")
     slack_app_token: str | None = Field(None, description="xapp- token for Socket Mode")

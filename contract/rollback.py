@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -22,6 +23,22 @@ DECISION_SIGNAL = "decision"
 STATUS_QUERY = "status"
 COMMS_UPDATE = "approve_comms"
 COMMS_SIGNAL = "comms_approval"
+
+
+DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+"""A deployment's name: it appears in workflow ids, URLs and Slack buttons, so every door
+(webhooks, Slack, the CLI, the workflow itself) applies this one rule, to the whole string."""
+
+
+def deployment_problem(name: str, field: str = "deployment") -> str | None:
+    """None for a good name; else what is wrong, naming the field."""
+    if DEPLOYMENT_NAME.fullmatch(name):
+        return None
+    shown = name if len(name) <= 70 else f"{name[:67]}…"
+    return (
+        f"{field}: {shown!r} is not a deployment name (1 to 63 letters, digits, '.', '_' or '-', "
+        "starting with a letter or a digit)"
+    )
 
 
 def workflow_id(deployment: str) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
@@ -13,7 +15,6 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from slack_sdk.signature import SignatureVerifier
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import Settings
@@ -59,19 +60,18 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
 
     async def signed_form(request: Request) -> tuple[dict[str, str], datetime]:
         """The verified form, and when the person acted: no later than Slack's signed
-        timestamp (to the second it states) nor than its arrival here."""
+        timestamp (to the second it states) nor than its arrival here. Anything unsigned,
+        stale or unreadable is a 401 or a 400, never a 500."""
         raw = await request.body()
         arrived = datetime.now(UTC)
         secret = settings.slack_signing_secret
         if not secret:
             raise HTTPException(401, "the gateway has no ROLLBACK_SLACK_SIGNING_SECRET")
-        if not SignatureVerifier(secret).is_valid_request(raw, dict(request.headers)):
-            raise HTTPException(401, "invalid or expired Slack signature")
+        signed = verified_timestamp(secret, raw, request.headers, arrived)
         try:
             form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
             raise HTTPException(400, "body is not UTF-8") from None
-        signed = datetime.fromtimestamp(int(request.headers["X-Slack-Request-Timestamp"]), UTC)
         made_at = min(arrived, signed + timedelta(seconds=1))
         return {key: values[0] for key, values in form.items()}, made_at
 
@@ -95,18 +95,43 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
             return answer(slack.interaction(payload, made_at))
         except KeyError:
             raise HTTPException(400, "form field 'payload' is missing") from None
-        except (ValueError, BadSlackRequest) as error:
+        except (ValueError, TypeError, BadSlackRequest) as error:
             raise HTTPException(400, f"payload: {error}") from None
 
     @app.post("/slack/commands", tags=["slack"])
     async def slack_commands(request: Request) -> Response:
         """The `/rollback` slash command; signed."""
         form, made_at = await signed_form(request)
-        return answer(slack.command(form, made_at))
+        try:
+            return answer(slack.command(form, made_at))
+        except (ValueError, TypeError, BadSlackRequest) as error:
+            raise HTTPException(400, f"command: {error}") from None
 
     app.state.slack = slack
     app.state.link = link
     return app
+
+
+SLACK_MAX_AGE = timedelta(minutes=5)
+
+
+def verified_timestamp(
+    secret: str, raw: bytes, headers: Mapping[str, str], now: datetime
+) -> datetime:
+    """Slack's request signature, checked on the raw bytes (v0 HMAC-SHA256 of
+    `v0:<timestamp>:<body>`); the signed timestamp, which must be within 5 minutes of now."""
+    stamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not stamp.isascii() or not stamp.isdigit() or not signature:
+        raise HTTPException(401, "missing Slack signature or timestamp")
+    signed = datetime.fromtimestamp(int(stamp), UTC)
+    if abs(now - signed) > SLACK_MAX_AGE:
+        raise HTTPException(401, "expired Slack signature (older than 5 minutes)")
+    base = b"v0:" + stamp.encode() + b":" + raw
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+        raise HTTPException(401, "invalid Slack signature")
+    return signed
 
 
 async def _logged(job: Callable[[], Awaitable[None]]) -> None:

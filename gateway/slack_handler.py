@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,13 @@ from temporalio.service import RPCError
 from client import operations
 from config.settings import Settings
 from contract.follow_ups import FollowUpAck, follow_ups_id
-from contract.rollback import CommsApprovalInput, DecisionInput, RollbackOptions, TriggerEvent
+from contract.rollback import (
+    CommsApprovalInput,
+    DecisionInput,
+    RollbackOptions,
+    TriggerEvent,
+    deployment_problem,
+)
 from gateway.decisions import deliver_ack, deliver_comms, deliver_decision
 from gateway.temporal_link import TemporalLink, TemporalUnavailable
 from runbook.authority import may_decide
@@ -128,6 +135,10 @@ class SlackHandler:
             made_at=made_at,
         )
 
+        problem = deployment_problem(value, "the button's deployment")
+        if problem is not None:
+            return Handled(later=self._reply_later(response_url, f"⚠️ {problem}: {OUTDATED}"))
+
         async def later() -> None:
             text = await deliver_decision(self.link, value, decision)
             await self.respond(response_url, text)
@@ -142,6 +153,9 @@ class SlackHandler:
         if not fields or not target.startswith(follow_ups_id("")):
             return Handled(later=self._reply_later(response_url, OUTDATED))
         deployment = fields.get("deployment") or _deployment_of(target)
+        problem = deployment_problem(deployment, "the button's deployment")
+        if problem is not None or not FOLLOW_UPS_ID.fullmatch(target):
+            return Handled(later=self._reply_later(response_url, OUTDATED))
         ack = FollowUpAck(
             follow_up=fields["follow_up"],
             person=person,
@@ -169,6 +183,9 @@ class SlackHandler:
         if not fields:
             return Handled(later=self._reply_later(response_url, OUTDATED))
         deployment = fields["deployment"]
+        problem = deployment_problem(deployment, "the button's deployment")
+        if problem is not None:
+            return Handled(later=self._reply_later(response_url, f"⚠️ {problem}: {OUTDATED}"))
         approval = CommsApprovalInput(
             action=COMMS_ACTIONS[action_id],
             person=person,
@@ -196,10 +213,16 @@ class SlackHandler:
             return Handled(ack=_ephemeral(USAGE))
         if words[0] == "status":
             deployment = words[1] if len(words) > 1 else None
+            problem = deployment_problem(deployment) if deployment is not None else None
+            if problem is not None:
+                return Handled(ack=_ephemeral(f"⚠️ {problem}. {USAGE}"))
             return Handled(
                 ack=_ephemeral("Looking it up…"), later=self._status_later(response_url, deployment)
             )
         deployment, reason = words[0], " ".join(words[1:])
+        problem = deployment_problem(deployment)
+        if problem is not None:
+            return Handled(ack=_ephemeral(f"⚠️ {problem}: nothing was started. {USAGE}"))
         if not reason:
             return Handled(ack=_ephemeral(f"Say why: `/rollback {deployment} <reason>`. {USAGE}"))
         person = self.policy.person_by_slack_id(user_id)
@@ -336,6 +359,10 @@ def _button_value(value: str, *required: str) -> dict[str, str]:
     ):
         return {}
     return {k: v for k, v in fields.items() if isinstance(v, str)}
+
+
+FOLLOW_UPS_ID = re.compile(r"follow-ups-[A-Za-z0-9][A-Za-z0-9._-]{0,62}-\d{8}T\d{6}")
+"""A follow-ups workflow's id, as the rollback names it (`<deployment>-<reverted at>`)."""
 
 
 def _deployment_of(follow_ups: str) -> str:

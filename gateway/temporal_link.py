@@ -27,7 +27,9 @@ class TemporalLink:
         async with self._lock:
             if self._client is None:
                 try:
-                    self._client = await asyncio.wait_for(connect(self._settings), timeout=5)
+                    self._client = await asyncio.wait_for(
+                        connect(self._settings), timeout=self._settings.alerts_answer_within
+                    )
                 except Exception as error:
                     raise TemporalUnavailable(
                         f"Temporal at {self._settings.temporal_address} is unreachable: {error}"

@@ -68,6 +68,15 @@ def resolve(policy: Policy, trigger_id: str, phase: int) -> Resolution:
     )
 
 
+def auto_at_every_phase(policy: Policy, trigger_id: str) -> bool:
+    """The system decides this trigger whatever the phase: the rollback needs no phase to
+    decide, and starts the emergency stop without reading the split first."""
+    return all(
+        (res := resolve(policy, trigger_id, phase)).mode == "auto" and not res.decided_by_initiator
+        for phase in policy.phases
+    )
+
+
 def approvers_for(policy: Policy, authority_row: str, phase: int) -> RoleSets:
     """The approver sets of an authority-matrix row at a phase (`[]` where the row says
     `system`)."""

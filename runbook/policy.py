@@ -228,6 +228,9 @@ class AlertRouting(_Strict):
     trigger_label: str = "trigger"
     names: dict[str, str] = {}
     """alertname → trigger id, for alerts that carry no trigger label."""
+    blind_spots: list[str] = ["DatasourceNoData", "DatasourceError"]
+    """alertnames that mean the metrics could not be read (Grafana's, and `absent()` rules):
+    a monitoring blind spot for the deployment, never a breach, never a rollback."""
 
 
 class Targets(_Strict):

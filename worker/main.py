@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import compileall
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.procedure import RollbackActivities
 from config.settings import Settings
@@ -15,24 +17,64 @@ from workflows.registry import WORKFLOWS
 log = logging.getLogger(__name__)
 
 
-def build_worker(client: Client, settings: Settings, activities: RollbackActivities) -> Worker:
+def build_worker(
+    client: Client, settings: Settings, activities: RollbackActivities | None
+) -> Worker:
     """A worker that, if it is killed, holds its rollbacks' workflow tasks for seconds only:
     the sticky queue's schedule-to-start timeout (10 s by default) is how long Temporal waits
-    for a dead worker before another one takes over the workflow."""
+    for a dead worker before another one takes over the workflow.
+
+    `settings.worker_role`: `all` (workflows and activities), or one of them, so that the
+    workflows' CPU-bound tasks and the activities' I/O each have a process (a GIL) of their own.
+    """
+    role = settings.worker_role
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=activities.activities(),
+        workflows=WORKFLOWS if role in ("all", "workflows") else [],
+        activities=activities.activities() if activities is not None else [],
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_timeout),
+        # New rollbacks first: the SDK gives new workflows' first tasks (the normal queue)
+        # only a fifth of the pollers by default, so in a storm the running rollbacks' later
+        # steps (the sticky queue) would keep new emergency stops waiting for seconds.
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=10),
+        nonsticky_to_sticky_poll_ratio=1.0,
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=10),
+        # Workflow tasks are pure CPU under one GIL: a few threads run them one after the
+        # other, each fast, instead of hundreds that slow each other (and the activities'
+        # event loop) down. The SDK's default is a thread per concurrent task, up to 500.
+        workflow_task_executor=ThreadPoolExecutor(
+            max_workers=settings.workflow_threads, thread_name_prefix="workflow-task"
+        ),
     )
 
 
+def precompile_workflows() -> None:
+    """The workflow sandbox imports each workflow's module afresh for every new run. Without
+    a bytecode cache (PYTHONDONTWRITEBYTECODE, a fresh checkout) that is a compile of the
+    module's source per new rollback: most of a new workflow's first task in a storm. Write the
+    cache once here; a read-only install keeps working, only slower."""
+    import workflows
+
+    for folder in workflows.__path__:
+        compileall.compile_dir(folder, quiet=2, maxlevels=0)
+
+
 async def run_worker(client: Client, settings: Settings) -> None:
-    activities = RollbackActivities(settings)
+    # One log line per HTTP call to a target is noise in a storm (and costs the worker).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if settings.worker_role != "activities":
+        precompile_workflows()
+    activities = RollbackActivities(settings) if settings.worker_role != "workflows" else None
     try:
         worker = build_worker(client, settings, activities)
-        log.info("worker on task queue %r at %s", settings.task_queue, settings.temporal_address)
+        log.info(
+            "worker (%s) on task queue %r at %s",
+            settings.worker_role,
+            settings.task_queue,
+            settings.temporal_address,
+        )
         await worker.run()
     finally:
-        await activities.aclose()
+        if activities is not None:
+            await activities.aclose()

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.targets import REJECTED
     from runbook.actions import ActionSpec, phase1_actions
     from runbook.durations import format_duration
-    from runbook.matrix import describe_role_sets
+    from runbook.matrix import describe_role_sets, phase_for_share
     from runbook.policy import RecoveryTarget
     from runbook.status import ActionRecord, RecoveryMeasure, RootCauseMaterial, StepRecord
     from runbook.timing import StepTiming, response_times, reversion_interval, step_timing
@@ -88,13 +88,14 @@ class Procedure:
         rb, s = self.rb, self.rb.status
         rb.upsert(sa.DECISION_BY.value_set(", ".join(s.decided_by)))
         rb.set_state("rolling_back")
-        rb.progress("Phase 1: Traffic Reversion started")
         specs = phase1_actions(self.policy)
         s.actions = [
             ActionRecord(id=a.id, step=a.step, name=a.name, command=a.command) for a in specs
         ]
         for step_id in ("emergency_stop", "configuration_revert"):
             await self._action_step(step_id, [a for a in specs if a.step == step_id])
+            if s.phase is None:
+                self._phase_fallback()
             rb.messenger.check()
 
         reverted = s.instants.get("traffic_reverted")
@@ -109,7 +110,6 @@ class Procedure:
         )
 
         rb.set_state("stabilizing")
-        rb.progress("Phase 2: System Stabilization started")
         deep = await self._step(
             "deep_health_validation",
             RollbackActivities.deep_health_validation,
@@ -139,11 +139,10 @@ class Procedure:
         rb.messenger.check()
 
         rb.set_state("investigating")
-        rb.progress("Phase 3: Investigation & Recovery started")
         rca: RootCauseResult | None = await self._step(
             "root_cause_analysis",
             RollbackActivities.root_cause_analysis,
-            RootCauseInput(ctx=rb.ctx(), incident=self.incident()),
+            RootCauseInput(ctx=rb.ctx(), incident=self.incident(timeline=True)),
         )
         if rca is not None:
             s.root_cause = RootCauseMaterial.model_validate(rca.model_dump())
@@ -199,7 +198,9 @@ class Procedure:
         rb.upsert(sa.ROLLBACK_OUTCOME.value_set(s.outcome))
         if s.outcome != before:
             rb.record("outcome", f"outcome: {s.outcome}: {s.outcome_detail}")
-            rb.progress(f"Rollback of {rb.deployment}: {s.outcome} — {s.outcome_detail}")
+            if before is not None:
+                # The first outcome is in the channel report; a later change is news.
+                rb.progress(f"Rollback of {rb.deployment}: now {s.outcome} — {s.outcome_detail}")
         rb.details()
 
     def post_report(self) -> None:
@@ -295,6 +296,14 @@ class Procedure:
         action.state, action.settled_at, action.detail = "confirmed", workflow.now(), done.detail
         rb.record("action", f"`{spec.command}`: {done.outcome} ({done.detail})")
         if spec.kind == "set_traffic_split":
+            if s.phase is None and done.before is not None:
+                s.phase = phase_for_share(self.policy, done.before.treatment)
+                rb.upsert(sa.CANARY_PHASE.value_set(s.phase))
+                rb.record(
+                    "phase",
+                    f"canary phase {s.phase}%: the split read before the stop was treatment "
+                    f"{done.before.treatment}%",
+                )
             s.instants["traffic_reverted"] = action.settled_at
             start, end = reversion_interval(s.mode)
             if start in s.instants:
@@ -308,6 +317,18 @@ class Procedure:
             integrity = done.integrity
             self._measure("cache_flush_integrity", lambda _: integrity)
         self._after_settled(step)
+
+    def _phase_fallback(self) -> None:
+        """The split could not be read by the stop: the label, or the strictest phase."""
+        label = self.rb.phase_label
+        fallback = label if label in self.policy.phases else None
+        phase = fallback or self.policy.phases[-1]
+        self.rb.status.phase = phase
+        self.rb.upsert(sa.CANARY_PHASE.value_set(phase))
+        source = "the trigger's phase label" if fallback else "the strictest phase"
+        self.rb.record(
+            "phase_fallback", f"split not read by the emergency stop: using {source}, {phase}%"
+        )
 
     def _give_up(self, action: ActionRecord, state: Any, step: StepRecord) -> None:
         rb = self.rb
@@ -416,7 +437,9 @@ class Procedure:
 
     # --- material for the steps --------------------------------------------------------------
 
-    def incident(self) -> IncidentSummary:
+    def incident(self, timeline: bool = False) -> IncidentSummary:
+        """What the steps write from; the timeline only for the root cause analysis (inputs
+        carry what each activity needs, so a storm's record is not copied into every step)."""
         s = self.rb.status
         trigger = s.trigger or ""
         return IncidentSummary(
@@ -429,7 +452,7 @@ class Procedure:
             drill=s.drill,
             started_at=s.instants.get("trigger"),
             instants=dict(s.instants),
-            timeline=list(s.timeline),
+            timeline=list(s.timeline) if timeline else [],
             response_times=self.response_times(final=False),
         )
 

@@ -11,6 +11,7 @@ bound or drop a trigger that arrives at the end.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -44,10 +45,17 @@ with workflow.unsafe.imports_passed_through():
         TriggerBatch,
         TriggerEvent,
         TriggerReply,
+        deployment_problem,
     )
     from runbook.authority import may_decide
     from runbook.durations import format_duration
-    from runbook.matrix import Resolution, describe_role_sets, phase_for_share, resolve
+    from runbook.matrix import (
+        Resolution,
+        auto_at_every_phase,
+        describe_role_sets,
+        phase_for_share,
+        resolve,
+    )
     from runbook.status import RollbackStatus
     from runbook.timing import intervals
     from workflows import search_attributes as sa
@@ -96,6 +104,8 @@ class RollbackWorkflow:
         self._seen_after: set[str] = set(inp.carried.seen_after_rollback if inp.carried else [])
         self._handover: Carried | None = None
         self._ticket = 0
+        self._invalid = deployment_problem(inp.deployment)
+        """Set when the deployment's name breaks the rule: the run refuses every trigger."""
         self._resolved: set[str] = set()
         """Triggers whose resolution is on the timeline (a storm of them is recorded once)."""
 
@@ -104,6 +114,14 @@ class RollbackWorkflow:
     @workflow.run
     async def run(self, inp: RollbackInput) -> RollbackStatus:
         rb, carried = self.rb, inp.carried
+        if self._invalid is not None:
+            # No door may start a rollback that would act on a path it does not name.
+            rb.status.outcome = f"no rollback: {self._invalid}"
+            rb.record("trigger_rejected", self._invalid)
+            rb.status.state = "rejected"
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return self.status()
+        shown = asyncio.ensure_future(rb.show())
         if carried is None:
             rb.upsert(
                 sa.DEPLOYMENT.value_set(inp.deployment), sa.DRILL.value_set(inp.options.drill)
@@ -134,7 +152,10 @@ class RollbackWorkflow:
             elif nxt == "rejected":
                 rb.status.outcome = "no rollback: no trigger was accepted"
                 rb.set_state("rejected")
-        return await self._end()
+        status = await self._end()
+        shown.cancel()
+        rb.flush()
+        return status
 
     @workflow.signal(name=TRIGGER_SIGNAL)
     def on_trigger(self, event: TriggerEvent | TriggerBatch) -> None:
@@ -188,6 +209,9 @@ class RollbackWorkflow:
 
     def _arrive(self, event: TriggerEvent, ticket: str | None) -> None:
         rb, s = self.rb, self.rb.status
+        if self._invalid is not None:
+            self._answer(ticket, False, self._invalid)
+            return
         now = workflow.now()
         at = min(event.received_at or now, now)
         if rb.seen(event.delivery_key):
@@ -324,8 +348,15 @@ class RollbackWorkflow:
             known = ", ".join(self.policy.triggers)
             self._refuse(ticket, f"unknown trigger {event.trigger!r} (known: {known})")
             return
-        phase = await self._phase_now(event)
-        res = resolve(self.policy, event.trigger, phase)
+        phase: int | None
+        if self._split is None and auto_at_every_phase(self.policy, event.trigger):
+            # Decided alike at every phase: no need to wait for the split before the stop,
+            # whose own read-first gives the phase (the sender's label is the fallback).
+            phase, res = None, resolve(self.policy, event.trigger, self.policy.phases[-1])
+            self.rb.phase_label = event.phase
+        else:
+            phase = await self._phase_now(event)
+            res = resolve(self.policy, event.trigger, phase)
         if res.decided_by_initiator and not (
             event.raised_by and may_decide(self.policy, event.raised_by, res.approvers)
         ):
@@ -340,9 +371,10 @@ class RollbackWorkflow:
         reason = f": {event.reason}" if event.reason else ""
         opens = res.mode == "auto" or res.decided_by_initiator or not self.window.is_open
         if first or opens:
+            at_phase = f"at {phase}%" if phase is not None else "(phase from the emergency stop)"
             rb.record(
                 "trigger",
-                f"{trigger.name} at {phase}% ({event.source}{by}){reason}",
+                f"{trigger.name} {at_phase} ({event.source}{by}){reason}",
                 by=event.raised_by or event.source,
                 at=at,
             )
@@ -372,7 +404,7 @@ class RollbackWorkflow:
         self,
         event: TriggerEvent,
         at: datetime,
-        phase: int,
+        phase: int | None,
         mode: Literal["auto", "manual"],
         by: list[str],
     ) -> None:
@@ -506,11 +538,13 @@ class RollbackWorkflow:
         self._split = (now, split.treatment)
         return split.treatment, ""
 
-    def _adopt_trigger(self, event: TriggerEvent, at: datetime, phase: int) -> None:
+    def _adopt_trigger(self, event: TriggerEvent, at: datetime, phase: int | None) -> None:
         s = self.rb.status
         s.trigger, s.phase, s.reason = event.trigger, phase, event.reason
         s.instants["trigger"] = at
-        self.rb.upsert(sa.TRIGGER.value_set(event.trigger), sa.CANARY_PHASE.value_set(phase))
+        self.rb.upsert(sa.TRIGGER.value_set(event.trigger))
+        if phase is not None:
+            self.rb.upsert(sa.CANARY_PHASE.value_set(phase))
 
     def _changed(self) -> None:
         s = self.rb.status

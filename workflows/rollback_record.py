@@ -61,7 +61,10 @@ class RollbackRecord:
         self.escalated: set[str] = set(carried.escalated if carried else [])
         self.replies: OrderedDict[str, DecisionReply] = OrderedDict()
         self.trigger_replies: dict[str, TriggerReply] = {}
+        self.phase_label: int | None = None
+        """The trigger's phase label, when the phase waits for the emergency stop's read."""
         self.view = RollbackView(inp.options.ui_metadata)
+        self._dirty = False
         self.messenger = Messenger(lambda kind, message: self.record(kind, message), self.view.ui)
 
     # --- the timeline ---------------------------------------------------------------------
@@ -82,7 +85,20 @@ class RollbackRecord:
         self.details()
 
     def details(self) -> None:
-        self.view.details(self.status, self.policy)
+        """What the Web UI shows changed: shown once the workflow task's work is done (one
+        render and one search-attribute upsert per task, however many changes it made)."""
+        self._dirty = True
+
+    async def show(self) -> None:
+        """Runs beside the workflow for its whole life; `flush()` before it ends."""
+        while True:
+            await workflow.wait_condition(lambda: self._dirty)
+            self.flush()
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.view.details(self.status, self.policy)
 
     # --- repeats ----------------------------------------------------------------------------
 

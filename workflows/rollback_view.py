@@ -27,19 +27,27 @@ ACTION_MARKS = {
 
 
 class RollbackView:
+    """Search attribute changes wait for the next `details()` and go out as one upsert: one
+    history event, not one per attribute."""
+
     def __init__(self, ui: bool) -> None:
         self.ui = ui
+        self._pending: dict[str, SearchAttributeUpdate[Any]] = {}
 
     def upsert(self, *updates: SearchAttributeUpdate[Any]) -> None:
         if self.ui:
-            workflow.upsert_search_attributes(list(updates))
+            self._pending.update({u.key.name: u for u in updates})
 
     def summary(self, text: str) -> str | None:
         return text if self.ui else None
 
     def details(self, status: RollbackStatus, policy: Policy) -> None:
-        if self.ui:
-            workflow.set_current_details(markdown(status, policy))
+        if not self.ui:
+            return
+        if self._pending:
+            workflow.upsert_search_attributes(list(self._pending.values()))
+            self._pending.clear()
+        workflow.set_current_details(markdown(status, policy))
 
 
 def markdown(s: RollbackStatus, policy: Policy) -> str:

@@ -247,10 +247,11 @@ async def test_ack_and_comms_on_a_running_rollback(live: Live, policy: Policy) -
         assert status["comms"][0]["outcome"] == "approved"  # type: ignore[index]
         assert live.standins.count("send_audience") == 1
 
+        # An unknown deployment is bad input: exit 2, as from every command.
         code, _, err = await live.cli(
             "comms", "-d", f"{deployment}x", "--deny", "--as", "sprint-pm"
         )
-        assert code == 1 and f"no rollback is running for deployment '{deployment}x'" in err
+        assert code == 2 and f"no rollback is running for deployment '{deployment}x'" in err
     finally:
         with contextlib.suppress(Exception):
             current = await operations.status(live.client, deployment)

@@ -137,9 +137,10 @@ async def test_two_person_decision_from_the_cli(live: Live) -> None:
 
 async def test_cli_errors_are_one_line(live: Live) -> None:
     code, _, err = await live.cli("decide", "-d", "nobody-here", "--deny", "--as", "dri-backend")
-    assert code == 1 and "no rollback is running for deployment 'nobody-here'" in err
+    # An unknown deployment is bad input: exit 2 from every command.
+    assert code == 2 and "no rollback is running for deployment 'nobody-here'" in err
     code, _, err = await live.cli("status", "-d", "nobody-here")
-    assert code == 1 and "no rollback is running" in err
+    assert code == 2 and "no rollback or canary watch of 'nobody-here'" in err
     code, _, err = await live.cli(
         "trigger", "-d", "x", "-t", "error_rate", "-r", "r", "--as", "dri-backend", "--phase", "30"
     )

@@ -80,12 +80,15 @@ async def test_body_over_the_limit_is_413(gateway: Gateway) -> None:
     assert answer.status_code == 413
 
 
-async def test_malformed_body_is_422_naming_the_field(gateway: Gateway) -> None:
+async def test_a_malformed_alert_is_its_own_outcome_a_malformed_body_is_422(
+    gateway: Gateway,
+) -> None:
     body = alertmanager(am_alert("search-x"))
     del body["alerts"][0]["labels"]
     answer = await gateway.http.post("/alerts/alertmanager", json=body, headers=AUTH)
-    assert answer.status_code == 422
-    assert ["body", "alerts", 0, "labels"] in [e["loc"] for e in answer.json()["detail"]]
+    assert answer.status_code == 200  # not retried forever for one poison alert
+    [outcome] = answer.json()["results"]
+    assert outcome["status"] == "invalid" and outcome["reason"] == "labels: Field required"
     body = alertmanager(am_alert("search-x"))
     body["version"] = "3"
     answer = await gateway.http.post("/alerts/alertmanager", json=body, headers=AUTH)
@@ -105,7 +108,7 @@ async def test_each_alert_goes_to_its_rollback_and_unmapped_ones_are_reported(
     answer = await gateway.http.post("/alerts/alertmanager", json=body, headers=AUTH)
     assert answer.status_code == 200
     results = answer.json()["results"]
-    assert [r["status"] for r in results] == ["sent", "sent", "unmapped", "unmapped"]
+    assert [r["status"] for r in results] == ["sent", "sent", "unmapped", "invalid"]
     assert results[0]["workflow_id"] == f"rollback-{a}" and results[1]["trigger"] == "error_rate"
     assert "alerts.names" in results[2]["reason"]
     assert "not a deployment name" in results[3]["reason"]

@@ -101,23 +101,23 @@ async def test_load_balancer_failing_at_first_still_reverts_within_budget(
     make_rig: Callable[..., Any],
 ) -> None:
     async with make_rig(25, treatment_error_rate=0.05) as rig:
-        # The phase read takes up the first failures (and falls back to the label); Step 1
-        # meets the rest and retries through them.
-        fault = {"api": "lb", "mode": "fail", "count": 6, "deployment": rig.deployment}
+        # Error rate is automatic at every phase: Step 1 starts at once (its read-first gives
+        # the phase) and retries through the failures.
+        fault = {"api": "lb", "mode": "fail", "count": 4, "deployment": rig.deployment}
         await rig.target("POST", "/faults/api", fault)
         await rig.trigger("error_rate", phase=25)
         status = await rig.until(lambda s: "traffic_reverted" in s.instants)
 
         stop = step(status, "emergency_stop")
         assert stop.outcome == "ok" and not stop.late
-        assert "(attempt " in stop.summary
+        assert "(attempt 5)" in stop.summary
         assert reversion_seconds(status) < 10
         calls = (await rig.target("GET", "/calls"))["calls"]
         failed = [
             c for c in calls if c["deployment"] == rig.deployment and c["outcome"] == "failed"
         ]
         # The action reads the split before it sets it: the failures met the reads.
-        assert len(failed) == 6 and {c["method"] for c in failed} == {"GET"}
+        assert len(failed) == 4 and {c["method"] for c in failed} == {"GET"}
         assert (await rig.applied_calls())["PUT /lb/{d}/split"] == 1
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 from temporalio.client import Client, WorkflowHandle
@@ -32,11 +32,13 @@ class Rig:
     deployment: str
     ui_metadata: bool
     handle: WorkflowHandle[RollbackWorkflow, RollbackStatus] | None = None
+    clock: Callable[[], Awaitable[datetime]] | None = None
+    """The server's clock: what a person's decision is stamped with."""
 
     async def trigger(
         self, trigger: str, phase: int | None = None, **fields: object
     ) -> WorkflowHandle[RollbackWorkflow, RollbackStatus]:
-        self.handle = await operations.send_trigger(
+        handle = await operations.send_trigger(
             self.client,
             task_queue=self.task_queue,
             policy=self.policy,
@@ -44,10 +46,15 @@ class Rig:
             event=TriggerEvent(trigger=trigger, phase=phase, **fields),  # type: ignore[arg-type]
             options=RollbackOptions(ui_metadata=self.ui_metadata),
         )
-        return self.handle
+        if handle.result_run_id is not None or self.handle is None:
+            # The run a trigger started: `result()` follows it through continue-as-new.
+            self.handle = handle
+        return handle
 
     async def decide(self, action: str, person: str, update_id: str | None = None) -> DecisionReply:
-        decision = DecisionInput(action=action, person=person)  # type: ignore[arg-type]
+        """Stamped with the server's clock (the time-skipping server's runs ahead of ours)."""
+        made_at = await self.clock() if self.clock else None
+        decision = DecisionInput(action=action, person=person, made_at=made_at)  # type: ignore[arg-type]
         return await operations.decide(self.client, self.deployment, decision, update_id)
 
     async def status(self) -> RollbackStatus:
@@ -102,6 +109,7 @@ async def rig(
     standins = standins or StandIns()
     task_queue = f"tq-{uuid4()}"
     r = Rig(env.client, task_queue, policy, standins, f"search-{uuid4().hex[:8]}", ui_metadata)
+    r.clock = env.get_current_time
     # A workflow left waiting on a timer would hold the time-skipping server's clock once its
     # worker is gone: end it (with a worker there to answer the status query that finds its
     # follow-ups).

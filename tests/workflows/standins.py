@@ -117,12 +117,16 @@ class StandIns:
                 f"{inp.action.id}: target answered 503", type="TargetUnavailable"
             )
         if name == "set_traffic_split":
+            before = self.treatment
             if self.treatment is not None:
                 self.treatment = 0  # the load balancer now reads back what it was told
             return ActionDone(
                 outcome="done",
                 detail="read back treatment 0% / control 100%",
                 split=TrafficSplit(treatment=0, control=100),
+                before=None
+                if before is None
+                else TrafficSplit(treatment=before, control=100 - before),
             )
         if name == "flush_cache":
             return ActionDone(

@@ -192,7 +192,8 @@ async def test_hundred_alerts_make_one_workflow_and_one_rollback(
         handles = await asyncio.gather(
             *(r.trigger("error_rate", source="alertmanager", alert_id=f"a{i}") for i in range(100))
         )
-        assert len({h.result_run_id for h in handles}) == 1
+        # One run: those that found it running signalled it (their handle names no run).
+        assert len({h.result_run_id for h in handles} - {None}) == 1
         final = await r.result()
         assert final.state == "rolled_back"
         assert r.standins.count("set_traffic_split") == 1
@@ -200,4 +201,6 @@ async def test_hundred_alerts_make_one_workflow_and_one_rollback(
         # Counted, not stored one by one: the first is on the timeline, the rest are counted.
         assert final.received == {"error_rate": 100}
         assert sum(1 for e in final.timeline if e.kind == "trigger") <= 2
-        assert r.standins.count("read_traffic_split") == 1  # cached within the storm
+        # Auto at every phase: no phase read before the stop (its own read-first gives it).
+        assert r.standins.count("read_traffic_split") == 0
+        assert final.phase == 25

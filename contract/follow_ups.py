@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from contract.rollback import RollbackOptions
 from runbook.policy import Policy
+from runbook.status import FollowUpsStatus
 
 FOLLOW_UPS_WORKFLOW = "FollowUpsWorkflow"
 ACK_UPDATE = "acknowledge"
@@ -29,6 +30,9 @@ class FollowUpsInput(BaseModel):
     options: RollbackOptions = RollbackOptions()
     reverted_at: datetime
     rollback_id: str
+    carried: FollowUpsStatus | None = None
+    """What a run hands to the next when it continues as new (a week of signals stays
+    bounded)."""
 
 
 class FollowUpAck(BaseModel):

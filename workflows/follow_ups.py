@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.people import role_holders
 
 FINAL = ("done", "missed")
+MAX_TIMELINE = 200
 MAX_INCIDENTS = 50
 """Incidents kept in the status; later ones are counted (`incident_count`)."""
 
@@ -57,6 +58,11 @@ class FollowUpsWorkflow:
         self._acks: dict[str, DecisionReply] = {}
         self._changed = False
         self._incident_count = 0
+        if inp.carried is not None:
+            self._items = inp.carried.items
+            self._incidents = inp.carried.incidents
+            self._timeline = inp.carried.timeline
+            self._incident_count = inp.carried.incident_count
         self._messenger = Messenger(self._record, inp.options.ui_metadata)
 
     @workflow.run
@@ -69,6 +75,8 @@ class FollowUpsWorkflow:
             if not upcoming:
                 break
             wait = min(upcoming) - workflow.now()
+            if self._long():
+                break
             if wait > timedelta(0):
                 self._changed = False
                 with contextlib.suppress(TimeoutError):
@@ -77,7 +85,15 @@ class FollowUpsWorkflow:
                     )
         await self._messenger.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._long() and not all(item.state in FINAL for item in self._items):
+            workflow.continue_as_new(self._inp.model_copy(update={"carried": self.status()}))
         return self.status()
+
+    def _long(self) -> bool:
+        """Continue as new well before Temporal suggests it (a storm of acknowledgements or
+        incidents must not grow one run's history for a week)."""
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > 2_000
 
     @workflow.update(name=ACK_UPDATE)
     def acknowledge(self, ack: FollowUpAck) -> DecisionReply:
@@ -254,6 +270,8 @@ class FollowUpsWorkflow:
 
     def _record(self, kind: str, message: str, by: str | None = None) -> None:
         self._timeline.append(TimelineEntry(at=workflow.now(), kind=kind, message=message, by=by))
+        if len(self._timeline) > MAX_TIMELINE:
+            del self._timeline[MAX_TIMELINE // 5]  # keep the first entries and the latest
 
     def _summary(self, text: str) -> str | None:
         return text if self._inp.options.ui_metadata else None

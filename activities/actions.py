@@ -1,5 +1,6 @@
 """Phase 1's actions, one activity per kind: set the split, stop a service, set a configuration
-value, disable a flag, flush the cache.
+value, disable a flag, flush the cache; each through the driver the policy chooses for it
+(activities/drivers/: http, haproxy, command locally or over SSH, redis).
 
 Each reads first and acts only if needed, then confirms by reading back, so a retry (after a
 lost worker, a timeout, a 503) is harmless; every change carries the action's idempotency key.
@@ -15,12 +16,9 @@ from typing import Any
 from temporalio import activity
 
 from activities.cache import ConfigCache
-from activities.config import ConfigService
-from activities.flags import FeatureFlags
+from activities.drivers.base import Acted, LoadBalancerDriver, ServiceDriver, SwitchDriver
 from activities.heartbeat import heartbeating
 from activities.models import ActionDone, ActionInput
-from activities.services import ServiceControl
-from activities.traffic import LoadBalancer
 
 
 def attempt_note() -> str:
@@ -36,10 +34,10 @@ def action_key(inp: ActionInput) -> str:
 class Phase1Actions:
     def __init__(
         self,
-        lb: LoadBalancer,
-        services: ServiceControl,
-        config: ConfigService,
-        flags: FeatureFlags,
+        lb: LoadBalancerDriver,
+        services: ServiceDriver,
+        config: SwitchDriver,
+        flags: SwitchDriver,
         cache: ConfigCache,
     ) -> None:
         self.lb = lb
@@ -61,43 +59,38 @@ class Phase1Actions:
     async def set_traffic_split(self, inp: ActionInput) -> ActionDone:
         """Step 1: all traffic to control, confirmed by reading the split back."""
         async with heartbeating(inp.action.command):
-            split, outcome, before = await self.lb.revert(inp.ctx.deployment, action_key(inp))
+            reverted = await self.lb.revert(inp.ctx.deployment, action_key(inp))
+        split = reverted.split
         return ActionDone(
-            outcome=outcome,
+            outcome=reverted.outcome,
             detail=f"read back treatment {split.treatment}% / control {split.control}%"
-            + attempt_note(),
+            + attempt_note()
+            + _evidence(reverted.evidence),
             split=split,
-            before=before,
+            before=reverted.before,
         )
 
     @activity.defn(name="stop_service")
     async def stop_service(self, inp: ActionInput) -> ActionDone:
         async with heartbeating(inp.action.command):
-            outcome = await self.services.stop(
-                inp.ctx.deployment, inp.action.target, action_key(inp)
-            )
-        return ActionDone(
-            outcome=outcome, detail="stopped" if outcome == "done" else "already stopped"
-        )
+            acted = await self.services.stop(inp.ctx.deployment, inp.action.target, action_key(inp))
+        verb = "stopped" if acted.outcome == "done" else "already stopped"
+        return _done(acted, verb)
 
     @activity.defn(name="set_config_value")
     async def set_config_value(self, inp: ActionInput) -> ActionDone:
         async with heartbeating(inp.action.command):
-            outcome = await self.config.disable(
+            acted = await self.config.disable(
                 inp.ctx.deployment, inp.action.target, action_key(inp)
             )
-        verb = "turned off" if outcome == "done" else "already off"
-        return ActionDone(outcome=outcome, detail=f"{inp.action.target} {verb}{attempt_note()}")
+        verb = "turned off" if acted.outcome == "done" else "already off"
+        return _done(acted, f"{inp.action.target} {verb}{attempt_note()}")
 
     @activity.defn(name="disable_flag")
     async def disable_flag(self, inp: ActionInput) -> ActionDone:
         async with heartbeating(inp.action.command):
-            outcome = await self.flags.disable(
-                inp.ctx.deployment, inp.action.target, action_key(inp)
-            )
-        return ActionDone(
-            outcome=outcome, detail="disabled" if outcome == "done" else "already off"
-        )
+            acted = await self.flags.disable(inp.ctx.deployment, inp.action.target, action_key(inp))
+        return _done(acted, "disabled" if acted.outcome == "done" else "already off")
 
     @activity.defn(name="flush_cache")
     async def flush_cache(self, inp: ActionInput) -> ActionDone:
@@ -112,3 +105,12 @@ class Phase1Actions:
             detail=f"database {flush.db}: {flush.keys} key(s) flushed; other databases {others}",
             integrity=integrity,
         )
+
+
+def _done(acted: Acted, detail: str) -> ActionDone:
+    return ActionDone(outcome=acted.outcome, detail=detail + _evidence(acted.evidence))
+
+
+def _evidence(evidence: str) -> str:
+    """What the target showed (commands and their redacted output), after the outcome."""
+    return f"; {evidence}" if evidence else ""

@@ -64,6 +64,16 @@ class ConfigCache:
             raise unavailable(f"{self.where} unreachable: {error}") from None
         return Flush(self.db, keys, before, after)
 
+    async def probe(self) -> int:
+        """Read-only (`DBSIZE`): the configuration cache answers with these credentials; its
+        key count."""
+        try:
+            return int(await self.redis.dbsize())
+        except (redis_errors.AuthenticationError, redis_errors.ResponseError) as error:
+            raise rejected(f"{self.where} refused DBSIZE: {error}") from None
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as error:
+            raise unavailable(f"{self.where} unreachable: {error}") from None
+
     async def _other_databases(self) -> dict[str, int]:
         keyspace = await self.redis.info("keyspace")
         mine = f"db{self.db}"

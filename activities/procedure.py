@@ -18,9 +18,7 @@ from temporalio import activity
 
 from activities import checks, recovery, report
 from activities.actions import Phase1Actions
-from activities.cache import ConfigCache
-from activities.config import ConfigService
-from activities.flags import FeatureFlags
+from activities.drivers.build import build_drivers
 from activities.health import Health
 from activities.heartbeat import heartbeating
 from activities.metrics import MetricsReader, build_provider
@@ -54,11 +52,9 @@ from activities.notify import Notifier, prefix
 from activities.people import Stakeholders
 from activities.rca import LogSource, RootCause
 from activities.report import ReportInput, ReportResult
-from activities.services import ServiceControl
 from activities.slack_notifier import notifier_from_settings
 from activities.smoke import SmokeTests
 from activities.targets import Target
-from activities.traffic import LoadBalancer
 from runbook.loading import load_policy
 from runbook.policy import Metrics, Policy, Targets
 
@@ -112,22 +108,12 @@ class RollbackActivities:
         def target(name: str, url: str | None) -> Target:
             return Target(self.http, name, url or settings.target_url, settings.target_token)
 
-        self.lb = LoadBalancer(target("load balancer", settings.lb_url), targets.traffic_split)
-        self.cache = ConfigCache(
-            settings.redis_url, settings.config_cache_db, settings.http_timeout
-        )
+        # Each kind of Phase 1 action through the driver the policy chooses (targets.drivers).
+        self.drivers = build_drivers(settings, targets, target)
+        self.lb = self.drivers.lb
+        self.cache = self.drivers.cache
         self.actions = Phase1Actions(
-            self.lb,
-            ServiceControl(
-                target("service control", settings.services_url),
-                targets.service,
-                targets.service_stop,
-            ),
-            ConfigService(
-                target("configuration service", settings.config_url), targets.configuration
-            ),
-            FeatureFlags(target("feature flags", settings.flags_url), targets.feature_flag),
-            self.cache,
+            self.lb, self.drivers.services, self.drivers.config, self.drivers.flags, self.cache
         )
         self.reader = MetricsReader(
             build_provider(

@@ -1,12 +1,9 @@
-"""Service control: stop a service of the deployment (`systemctl stop …`)."""
+"""Service control over http: stop a service of the deployment (`systemctl stop …`)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
+from activities.drivers.base import Acted
 from activities.targets import Target, fill, not_confirmed
-
-Outcome = Literal["done", "already"]
 
 
 class ServiceControl:
@@ -14,13 +11,18 @@ class ServiceControl:
         self.target = target
         self.status_path = status_path
         self.stop_path = stop_path
+        self.where = f"{target.name} at {target.base_url}"
 
-    async def stop(self, deployment: str, service: str, key: str) -> Outcome:
-        """Already stopped is fine: the step may be a retry, or someone was faster."""
+    async def is_stopped(self, deployment: str, service: str) -> bool:
         names = {"deployment": deployment, "service": service}
         current = await self.target.get(fill(self.status_path, **names))
-        if self.target.field(current, "status", str) == "stopped":
-            return "already"
+        return bool(self.target.field(current, "status", str) == "stopped")
+
+    async def stop(self, deployment: str, service: str, key: str) -> Acted:
+        """Already stopped is fine: the step may be a retry, or someone was faster."""
+        if await self.is_stopped(deployment, service):
+            return Acted("already")
+        names = {"deployment": deployment, "service": service}
         data = await self.target.call("POST", fill(self.stop_path, **names), key=key)
         status = self.target.field(data, "status", str)
         if status != "stopped":
@@ -28,4 +30,4 @@ class ServiceControl:
                 f"service control at {self.target.base_url}: {service} of {deployment} is "
                 f"{status!r} after `systemctl stop {service}`"
             )
-        return "done"
+        return Acted("done")

@@ -42,6 +42,14 @@ def drill(
     within: Annotated[
         float, typer.Option("--within", help="give up after this many seconds", min=1)
     ] = 900,
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight/--no-preflight",
+            help="run `rollback preflight` first: a target out of reach stops the drill, "
+            "other failed checks are reported",
+        ),
+    ] = True,
     format: Annotated[Format, typer.Option("--format", help="text or JSON")] = Format.text,
 ) -> None:
     """Rehearse a rollback, marked as a drill, and judge it against the plan's targets.
@@ -62,6 +70,30 @@ def drill(
     person = check_person(policy, as_user) if as_user else None
     approvers = [check_person(policy, p) for p in approve_as or []]
     say: Callable[[str], None] = (lambda _line: None) if format is Format.json else typer.echo
+    from activities.preflight import run_preflight  # the activities' clients: only when needed
+    from cli.preflight_cmd import checks_table
+
+    checks = asyncio.run(run_preflight(settings, policy, deployment)) if preflight else []
+    unreachable = [c for c in checks if not c.passed and _a_target(c.id)]
+    if format is Format.text and preflight:
+        failed = [c for c in checks if not c.passed]
+        typer.echo(f"Preflight: {len(checks) - len(failed)} of {len(checks)} checks pass")
+        if failed:
+            console.print(checks_table(failed, "Preflight checks that fail"))
+    if unreachable:
+        names = "; ".join(f"{c.name}: {c.detail}" for c in unreachable)
+        if format is Format.json:
+            print_json(
+                {
+                    "deployment": deployment,
+                    "drill": True,
+                    "passed": False,
+                    "failures": [f"preflight: {names}"],
+                    "preflight": [c.model_dump(mode="json") for c in checks],
+                }
+            )
+            raise typer.Exit(1)
+        raise Failure(f"drill not started: a target is out of reach ({names})")
     if format is Format.text:
         typer.echo(f"Drill: {trigger} on {deployment}, against {settings.target_url}")
     final = asyncio.run(
@@ -79,6 +111,7 @@ def drill(
                 "response_times": [rt.model_dump(mode="json") for rt in final.response_times],
                 "intervals": final.intervals,
                 "steps": [s.model_dump(mode="json") for s in final.steps],
+                "preflight": [c.model_dump(mode="json") for c in checks],
             }
         )
     else:
@@ -86,6 +119,14 @@ def drill(
         typer.echo("Drill passed." if not verdict else "Drill failed: " + "; ".join(verdict))
     if verdict:
         raise typer.Exit(1)
+
+
+def _a_target(check_id: str) -> bool:
+    """A check of a target the drill acts on (the load balancer, the services, the cache…):
+    without it the rehearsal cannot act. Slack, PagerDuty and metrics are reported, not fatal."""
+    return check_id.startswith("tools.") and not check_id.startswith(
+        ("tools.slack", "tools.pagerduty", "tools.metrics")
+    )
 
 
 def drill_failures(final: RollbackStatus) -> list[str]:

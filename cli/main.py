@@ -14,6 +14,7 @@ from cli import (
     drill_cmd,
     gateway_cmd,
     policy_cmd,
+    preflight_cmd,
     report_cmd,
     rollback_cmds,
     rules_cmd,
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.command()(up_cmd.up)
 app.command()(demo_cmd.demo)
 app.command()(drill_cmd.drill)
+app.command()(preflight_cmd.preflight)
 app.add_typer(policy_cmd.app, name="policy")
 app.command()(rollback_cmds.trigger)
 app.command()(rollback_cmds.decide)

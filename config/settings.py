@@ -111,6 +111,20 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="seconds of logs before the trigger that Step 6 gathers"
     )
 
+    # --- the `command` driver on ssh:// hosts (policy: targets.drivers) ----------------------
+    ssh_key: Path | None = Field(
+        None, description="private key the command driver logs in with on ssh:// hosts"
+    )
+    ssh_key_passphrase: str | None = Field(None, description="the key's passphrase, if any")
+    ssh_known_hosts: Path = Field(
+        Path("~/.ssh/known_hosts"),
+        description="host keys the command driver verifies against; unknown or changed: refused",
+    )
+    ssh_user: str | None = Field(
+        None, description="user for ssh:// hosts that name none (default: the worker's user)"
+    )
+    ssh_connect_timeout: float = Field(5.0, gt=0, description="seconds to open an SSH connection")
+
 
 def load_settings() -> Settings:
     return Settings()

@@ -35,16 +35,35 @@ class PolicyError(Exception):
         )
 
 
+EXTENDS = "extends"
+"""`extends: ../sprint-1.yaml`: the policy is that file with this one's top-level sections put
+in place of its own (a driver example changes `targets` and keeps the rest of the plan)."""
+MAX_EXTENDS = 8
+
+
 def load_policy(path: str | Path) -> Policy:
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise PolicyError(source, [Problem("", f"cannot read: {error.strerror}")]) from None
-    return parse_policy(text, source)
+    return parse_policy(text, source, base=Path(path).resolve().parent)
 
 
-def parse_policy(text: str, source: str = "<policy>") -> Policy:
+def parse_policy(text: str, source: str = "<policy>", base: Path | None = None) -> Policy:
+    """`base`: the directory an `extends:` path is relative to (the file's own)."""
+    data = _extended(_sections(text, source), source, base, [])
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as error:
+        raise PolicyError(source, [_problem(e) for e in error.errors()]) from None
+    problems = list(check_references(policy))
+    if problems:
+        raise PolicyError(source, problems)
+    return policy
+
+
+def _sections(text: str, source: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -54,14 +73,31 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         raise PolicyError(source, [Problem("", f"invalid YAML: {where}{problem}")]) from None
     if not isinstance(data, dict):
         raise PolicyError(source, [Problem("", "must be a mapping of policy sections")])
+    return data
+
+
+def _extended(
+    data: dict[str, Any], source: str, base: Path | None, seen: list[Path]
+) -> dict[str, Any]:
+    """The sections of the file `extends` names, with this file's sections in their place."""
+    parent = data.pop(EXTENDS, None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent:
+        raise PolicyError(source, [Problem(EXTENDS, "must be the path of a policy file")])
+    if base is None:
+        raise PolicyError(source, [Problem(EXTENDS, "works only in a policy read from a file")])
+    path = (base / parent).resolve()
+    if path in seen or len(seen) >= MAX_EXTENDS:
+        chain = " → ".join(str(p) for p in [*seen, path])
+        raise PolicyError(source, [Problem(EXTENDS, f"policies extend each other: {chain}")])
     try:
-        policy = Policy.model_validate(data)
-    except ValidationError as error:
-        raise PolicyError(source, [_problem(e) for e in error.errors()]) from None
-    problems = list(check_references(policy))
-    if problems:
-        raise PolicyError(source, problems)
-    return policy
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        problem = Problem(EXTENDS, f"cannot read {path}: {error.strerror}")
+        raise PolicyError(source, [problem]) from None
+    inherited = _extended(_sections(text, str(path)), str(path), path.parent, [*seen, path])
+    return {**inherited, **data}
 
 
 def _problem(error: Any) -> Problem:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from runbook.durations import Duration, NonNegativeDuration, PositiveDuration
+from runbook.targets import HTTP_PATH_NAMES, TargetDrivers, missing_http_paths
 
 Mode = Literal["auto", "manual"]
 Action = Literal["rollback", "continue"]
@@ -234,21 +235,33 @@ class AlertRouting(_Strict):
 
 
 class Targets(_Strict):
-    """Where the steps act: paths on each target's base URL (the `ROLLBACK_…_URL` settings).
+    """Where the steps act. What Phase 1 acts on (`services_to_stop`, `early_stop_field`,
+    `flags_to_disable`) and, per kind of action, the driver that does it (`drivers`,
+    runbook/targets.py).
 
+    The paths are the http driver's, on each target's base URL (the `ROLLBACK_…_URL` settings):
     `{deployment}`, `{service}` and `{flag}` are replaced; the answers are the simulator's JSON
-    (a split is `{treatment, control}`, a flag `{enabled}`, a service `{status}`).
+    (a split is `{treatment, control}`, a flag `{enabled}`, a service `{status}`). A path is
+    needed only where its driver is http; `logs` (Step 6) is always read over http.
     """
 
-    traffic_split: str
-    configuration: str
+    traffic_split: str | None = None
+    configuration: str | None = None
     early_stop_field: str
-    service: str
-    service_stop: str
+    service: str | None = None
+    service_stop: str | None = None
     services_to_stop: list[str]
-    feature_flag: str
+    feature_flag: str | None = None
     flags_to_disable: list[str]
     logs: str
+    drivers: TargetDrivers = TargetDrivers()
+
+    @model_validator(mode="after")
+    def _http_drivers_have_paths(self) -> Targets:
+        problems = missing_http_paths(self.drivers, self.model_dump(include=set(HTTP_PATH_NAMES)))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 def _query_shorthand(value: Any) -> Any:

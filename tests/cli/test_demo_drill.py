@@ -61,11 +61,14 @@ def test_drills_measure_the_plan_and_say_when_it_fails(up: Up) -> None:
     assert {"qa-dri", "dri-search"} <= set(seen["decided_by"])  # type: ignore[arg-type]
     assert any(e["kind"] == "drill" for e in seen["timeline"])  # type: ignore[union-attr]
 
-    # A deployment the target does not know: Step 1 cannot act, and the drill says so.
+    # A deployment the target does not know: the preflight finds it before anything acts.
     code, failed, _ = drill(env, "-d", "search-unknown")
     assert code == 1
     assert failed["passed"] is False
-    assert "Step 1: Emergency Stop failed" in failed["failures"]  # type: ignore[operator]
+    [why] = failed["failures"]  # type: ignore[misc]
+    assert why.startswith("preflight: ") and "search-unknown" in why, why
+    checks = {c["id"]: c["passed"] for c in failed["preflight"]}  # type: ignore[union-attr]
+    assert checks["tools.slack"] is False  # reported, not fatal: the drills above ran without it
 
 
 def test_a_drill_never_joins_a_real_rollback(up: Up) -> None:

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from runbook.actions import ActionSpec
 from runbook.policy import DeepValidation, HealthCriterion, Notifications, RoleSets
-from runbook.status import RecoveryMeasure, ResponseTime, TimelineEntry
+from runbook.status import RecoveryMeasure, ResponseTime, StepRecord, TimelineEntry
 
 
 class StepContext(BaseModel):
@@ -126,6 +126,24 @@ class IncidentSummary(BaseModel):
     timeline: list[TimelineEntry] = []
     response_times: list[ResponseTime] = []
     checks: list[CheckResult] = []
+    decided_by_names: list[str] = []
+    """`decided_by` as people's names ("the system" for an automatic decision)."""
+    user_effect: str = ""
+    """The trigger's effect on users, in the policy's words."""
+    evidence: dict[str, str] = {}
+    """The trigger's evidence (an alert's values)."""
+    figures_before: dict[str, float | None] = {}
+    """The metrics read at the trigger: the "before" of every message."""
+    steps: list[StepRecord] = []
+
+
+class ReadFiguresInput(BaseModel):
+    deployment: str
+
+
+class Figures(BaseModel):
+    values: dict[str, float | None]
+    """Every metric the policy names (None: no reading)."""
 
 
 class StakeholderNotificationInput(BaseModel):
@@ -226,6 +244,20 @@ class DecisionClosedInput(BaseModel):
     outcome: str
     decided_by: list[str]
     at: datetime
+    deciders: list[PersonRef] = []
+    """The roster people among `decided_by`, to mention them with their names."""
+
+
+class DecisionUpdateInput(BaseModel):
+    """The decision request again, with its new deadline (an "Investigating" extension)."""
+
+    request: DecisionRequestInput
+    message: DecisionMessage | None
+    note: str
+
+    @property
+    def ctx(self) -> StepContext:
+        return self.request.ctx
 
 
 class CommsApprovalRequestInput(BaseModel):
@@ -254,6 +286,11 @@ class EscalationInput(BaseModel):
     ctx: StepContext
     reason: str
     holders: list[RoleHolders]
+    """The roles told now (one stage of the escalation path, or all of it)."""
+    key: str | None = None
+    """The escalation's key: the Acknowledge button names it (None: no button)."""
+    stage_text: str = ""
+    """Why these roles now: "not acknowledged within 5m: Engineering Manager now"."""
 
 
 class EscalationResult(BaseModel):
@@ -285,3 +322,23 @@ class BaselineCheckResult(BaseModel):
     healthy: bool
     checks: list[CheckResult]
     summary: str
+
+
+class PageInput(BaseModel):
+    """A PagerDuty Events API v2 event for each routing key (trigger, acknowledge, resolve)."""
+
+    ctx: StepContext
+    action: Literal["trigger", "acknowledge", "resolve"]
+    dedup_key: str
+    routing_keys: dict[str, str]
+    """Person id → routing key (or `${ENV_VAR}` the worker resolves)."""
+    summary: str = ""
+    severity: Literal["critical", "error", "warning", "info"] = "critical"
+    custom_details: dict[str, str] = {}
+
+
+class PageResult(BaseModel):
+    paged: list[str]
+    """Person ids whose PagerDuty took the event."""
+    skipped: list[str] = []
+    """Why some were not paged (PagerDuty not configured, an unset variable)."""

@@ -17,6 +17,7 @@ from activities.models import (
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
+    DecisionUpdateInput,
     EscalationInput,
     FollowUpNoticeInput,
     RoleHolders,
@@ -27,7 +28,9 @@ Kind = Literal[
     "post",
     "decision_request",
     "decision_outcome",
+    "decision_update",
     "escalation",
+    "accountable",
     "follow_up_notice",
     "comms_approval_request",
 ]
@@ -41,6 +44,13 @@ class Notifier(Protocol):
         """Send `text`; the message's id (Slack's `ts`) when there is one."""
         ...
 
+    async def post_document(
+        self, channel: str, title: str, text: str, *, key: str | None = None, more: str = ""
+    ) -> None:
+        """A long mrkdwn text under a title (Slack: a header and sections within its limits;
+        `more` says where the rest is when it does not fit)."""
+        ...
+
     async def request_decision(
         self, inp: DecisionRequestInput, *, key: str | None = None
     ) -> DecisionMessage: ...
@@ -49,8 +59,16 @@ class Notifier(Protocol):
         """Mark the decision request (`inp.message`) as decided."""
         ...
 
+    async def update_decision(self, inp: DecisionUpdateInput, *, key: str | None = None) -> None:
+        """The open request's message shows its new deadline (or a note of it is posted)."""
+        ...
+
     async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
         """Tell the escalation path; the ids of the people told."""
+        ...
+
+    async def tell_accountable(self, inp: EscalationInput, *, key: str | None = None) -> None:
+        """The accountable role of an automatic decision is told (not asked)."""
         ...
 
     async def follow_up_notice(self, inp: FollowUpNoticeInput, *, key: str | None = None) -> None:
@@ -74,11 +92,17 @@ def prefix(ctx: StepContext) -> str:
 
 
 def holders_text(holders: list[RoleHolders]) -> str:
-    """ "Sprint DRI: Sprint DRI (Backend), Sprint DRI (Search); QA DRI: QA DRI"."""
+    """ "Sprint DRI (Backend), Sprint DRI (Search); QA DRI; Engineering Manager: Jane Doe": a
+    role is named once (not again when its people's names already say it)."""
     parts = []
     for holder in holders:
-        people = ", ".join(p.name for p in holder.people) or "nobody on the roster"
-        parts.append(f"{holder.role_name}: {people}")
+        names = [p.name for p in holder.people]
+        if not names:
+            parts.append(f"{holder.role_name}: nobody on the roster")
+        elif all(n.startswith(holder.role_name) for n in names):
+            parts.append(", ".join(names))
+        else:
+            parts.append(f"{holder.role_name}: {', '.join(names)}")
     return "; ".join(parts) or "nobody"
 
 
@@ -100,19 +124,46 @@ def decision_request_text(inp: DecisionRequestInput) -> str:
 
 
 def decision_outcome_text(inp: DecisionClosedInput) -> str:
-    who = ", ".join(inp.decided_by) or "nobody"
+    who = deciders_text(inp)
     return (
         f"{prefix(inp.ctx)}Decision for {inp.ctx.deployment}: {inp.outcome} "
         f"(by {who}, {inp.at:%H:%M:%S} UTC)"
     )
 
 
+def deciders_text(inp: DecisionClosedInput) -> str:
+    """ "Sprint DRI (Backend) and QA DRI"; "the plan's default" for nobody."""
+    names = {p.id: p.name for p in inp.deciders}
+    who = [names.get(p, "the system" if p == "system" else p) for p in inp.decided_by]
+    return " and ".join(who) or "nobody (the plan's default)"
+
+
+def decision_update_text(inp: DecisionUpdateInput) -> str:
+    request = inp.request
+    return (
+        f"{prefix(request.ctx)}Decision for {request.ctx.deployment}: {inp.note}; the window now "
+        f"ends at {request.deadline:%H:%M:%S} UTC"
+    )
+
+
+def accountable_text(inp: EscalationInput) -> str:
+    return (
+        f"{prefix(inp.ctx)}ℹ️ {inp.reason[:1].upper()}{inp.reason[1:]}. "
+        f"Accountable: {holders_text(inp.holders)}"
+    )
+
+
 def escalation_text(inp: EscalationInput) -> str:
     step = f" ({inp.ctx.step_name})" if inp.ctx.step_name not in ("", "Escalation") else ""
-    return (
-        f"{prefix(inp.ctx)}🚨 Escalation for {inp.ctx.deployment}{step}: {inp.reason}\n"
-        f"Escalation path: {holders_text(inp.holders)}"
-    )
+    lines = [
+        f"{prefix(inp.ctx)}🚨 Escalation for {inp.ctx.deployment}{step}: {inp.reason}",
+        f"Told: {holders_text(inp.holders)}" + (f" ({inp.stage_text})" if inp.stage_text else ""),
+    ]
+    if inp.key is not None:
+        lines.append(
+            f"Acknowledge: rollback ack -d {inp.ctx.deployment} --escalation {inp.key} --as <id>"
+        )
+    return "\n".join(lines)
 
 
 FOLLOW_UP_HEADINGS = {
@@ -197,6 +248,11 @@ class ConsoleNotifier:
     async def post(self, channel: str, text: str, *, key: str | None = None) -> str | None:
         return self._send("post", channel, text, key)
 
+    async def post_document(
+        self, channel: str, title: str, text: str, *, key: str | None = None, more: str = ""
+    ) -> None:
+        self._send("post", channel, f"{title}\n{text}", key)
+
     async def request_decision(
         self, inp: DecisionRequestInput, *, key: str | None = None
     ) -> DecisionMessage:
@@ -207,9 +263,15 @@ class ConsoleNotifier:
         channel = inp.message.channel if inp.message else inp.ctx.channel
         self._send("decision_outcome", channel, decision_outcome_text(inp), key)
 
+    async def update_decision(self, inp: DecisionUpdateInput, *, key: str | None = None) -> None:
+        self._send("decision_update", inp.request.ctx.channel, decision_update_text(inp), key)
+
     async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
         self._send("escalation", inp.ctx.channel, escalation_text(inp), key)
         return people_of(inp.holders)
+
+    async def tell_accountable(self, inp: EscalationInput, *, key: str | None = None) -> None:
+        self._send("accountable", inp.ctx.channel, accountable_text(inp), key)
 
     async def follow_up_notice(self, inp: FollowUpNoticeInput, *, key: str | None = None) -> None:
         self._send("follow_up_notice", inp.ctx.channel, follow_up_notice_text(inp), key)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from temporalio.exceptions import ApplicationError
 
+from activities import audience_facts
 from activities.checks import number
 from activities.metrics import MetricsReader
 from activities.models import (
@@ -18,6 +19,7 @@ from activities.models import (
 )
 from activities.notify import Notifier, prefix
 from runbook.policy import Audience, Impact
+from runbook.wording import render
 
 STEP = "stakeholder_notification"
 AFFECTED_SHARE = "affected_share"
@@ -69,9 +71,12 @@ async def sla_breach(reader: MetricsReader, incident: IncidentSummary, impact: I
 
 
 class Stakeholders:
-    def __init__(self, notifier: Notifier, reader: MetricsReader) -> None:
+    def __init__(
+        self, notifier: Notifier, reader: MetricsReader, ui_url: str = "http://127.0.0.1:8233"
+    ) -> None:
         self.notifier = notifier
         self.reader = reader
+        self.ui_url = ui_url.rstrip("/")
 
     async def notify(self, inp: StakeholderNotificationInput) -> StakeholderNotificationResult:
         impact = inp.notifications.impact
@@ -85,6 +90,15 @@ class Stakeholders:
             ),
         }
         figures = await self._figures(inp.incident.deployment)
+        workflow = inp.ctx.rollback_id.split("/")[0]
+        told = audience_facts.facts(
+            inp.incident,
+            figures_now=figures,
+            impact=_said(verdicts["business_impact"], "yes", "none"),
+            sla=_said(verdicts["sla_breach"], "breached", "held"),
+            affected_share=verdicts["business_impact"].share,
+            workflow_url=f"{self.ui_url}/namespaces/default/workflows/{workflow}",
+        )
         results: list[AudienceResult] = []
         retry: Exception | None = None
         for audience in inp.notifications.audiences:
@@ -96,7 +110,7 @@ class Stakeholders:
             if verdict.occurred is False:
                 result.reason = f"not sent: no {audience.when.replace('_', ' ')} ({verdict.why})"
                 continue
-            text = message(inp, audience, verdict, figures, verdicts)
+            text = message(inp, audience, verdict, told)
             if audience.approval is not None:
                 authority = audience.approval.replace("_", " ")
                 result.reason = f"held: wording needs approval by the {authority} authority"
@@ -127,12 +141,16 @@ class Stakeholders:
             summary=summary(inp, results),
         )
 
+    async def figures_now(self, deployment: str) -> dict[str, float | None]:
+        """Every metric the policy names (the share of queries affected is its own fact)."""
+        names = [n for n in self.reader.source.metrics if n != AFFECTED_SHARE]
+        return (await self.reader.read(deployment, names)).values
+
     async def _figures(self, deployment: str) -> dict[str, float | None] | None:
         """The figures now; None when the metrics cannot be read (the message says so and
         still goes out)."""
-        names = [n for n in self.reader.source.metrics if n != AFFECTED_SHARE]
         try:
-            return (await self.reader.read(deployment, names)).values
+            return await self.figures_now(deployment)
         except ApplicationError as error:
             if error.type == "PolicyIncomplete":
                 raise
@@ -150,37 +168,27 @@ async def measured(what: str, verdict: Awaitable[Verdict]) -> Verdict:
 
 
 def message(
-    inp: StakeholderNotificationInput,
-    audience: Audience,
-    verdict: Verdict,
-    figures: dict[str, float | None] | None,
-    verdicts: dict[str, Verdict],
+    inp: StakeholderNotificationInput, audience: Audience, verdict: Verdict, told: dict[str, str]
 ) -> str:
-    incident = inp.incident
-    phase = f" at {incident.phase}%" if incident.phase is not None else ""
-    times = ", ".join(
-        f"{t.name}: {t.seconds:.1f} s (target {t.target_seconds:g} s)"
-        for t in incident.response_times
-        if t.seconds is not None
-    )
-    now = (
-        ", ".join(f"{name} {number(value)}" for name, value in figures.items())
-        if figures is not None
-        else "figures unavailable (the metrics could not be read)"
-    )
-    lines = [
-        f"{prefix(inp.ctx)}Rollback of {incident.deployment}: {incident.trigger_name}{phase}"
-        + (f", {incident.reason}" if incident.reason else ""),
-        f"For {audience.name}: {audience.content}.",
-        f"Decided by {', '.join(incident.decided_by) or 'nobody'}; traffic is back on control.",
-        f"Now: {now}.",
-        f"Impact: {verdicts['business_impact'].why}; SLA: {verdicts['sla_breach'].why}.",
-    ]
-    if times:
-        lines.append(f"Response times: {times}.")
-    if audience.when != "always":
-        lines.append(f"Why you: {verdict.why}.")
-    return "\n".join(lines)
+    """The audience's template with the facts, or a plain summary of them; Slack mrkdwn."""
+    body = render(audience.template or DEFAULT_TEMPLATE, told)
+    plain = audience.when != "always" and audience.template is None
+    why = f"\n_Why you: {verdict.why}._" if plain else ""
+    return f"{prefix(inp.ctx)}{body}{why}"
+
+
+DEFAULT_TEMPLATE = """*Rollback of {deployment}* ({trigger} at {phase}): {reason}
+Decided {decided_by}; traffic reverted {reversion}.
+Business impact: {impact}. SLA: {sla}.
+Now: {status}. {links}"""
+"""For an audience whose policy entry has no `template`."""
+
+
+def _said(verdict: Verdict, yes: str, no: str) -> str:
+    """ "none (0.040% of queries failed, <= 0.10%)", "yes (…)", "unmeasured (…)"."""
+    if verdict.occurred is None:
+        return f"unmeasured ({verdict.why})"
+    return f"{yes if verdict.occurred else no} ({verdict.why})"
 
 
 def summary(inp: StakeholderNotificationInput, results: list[AudienceResult]) -> str:

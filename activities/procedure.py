@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from temporalio import activity
 
-from activities import checks, recovery, report
+from activities import checks, mrkdwn, recovery, report
 from activities.actions import Phase1Actions
 from activities.drivers.build import build_drivers
 from activities.health import Health
@@ -29,14 +29,19 @@ from activities.models import (
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
+    DecisionUpdateInput,
     DeepValidationInput,
     DeepValidationResult,
     EscalationInput,
     EscalationResult,
+    Figures,
     FollowUpNoticeInput,
     HealthValidationInput,
     HealthValidationResult,
+    PageInput,
+    PageResult,
     ProgressInput,
+    ReadFiguresInput,
     ReadSplitInput,
     RecoveryPlanInput,
     RecoveryPlanResult,
@@ -49,6 +54,7 @@ from activities.models import (
     TrafficSplit,
 )
 from activities.notify import Notifier, prefix
+from activities.pager import Pager
 from activities.people import Stakeholders
 from activities.rca import LogSource, RootCause
 from activities.report import ReportInput, ReportResult
@@ -104,6 +110,7 @@ class RollbackActivities:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
         )
         self.notifier: Notifier = notifier or notifier_from_settings(settings)
+        self.pager = Pager(self.http, settings.pagerduty_events_url, settings.ui_url)
 
         def target(name: str, url: str | None) -> Target:
             return Target(self.http, name, url or settings.target_url, settings.target_token)
@@ -131,7 +138,7 @@ class RollbackActivities:
         self.health = Health(
             self.reader, smoke, settings.health_poll_interval, margin=settings.http_timeout + 0.5
         )
-        self.stakeholders = Stakeholders(self.notifier, self.reader)
+        self.stakeholders = Stakeholders(self.notifier, self.reader, settings.ui_url)
         self.root_cause = RootCause(
             LogSource(target("logs", settings.logs_url), targets.logs),
             self.reader,
@@ -142,6 +149,7 @@ class RollbackActivities:
         """Every activity, bound to this instance, for `Worker(activities=…)`."""
         return [
             self.read_traffic_split,
+            self.read_figures,
             *self.actions.activities(),
             self.health_validation,
             self.deep_health_validation,
@@ -152,8 +160,11 @@ class RollbackActivities:
             self.post_report,
             self.request_decision,
             self.close_decision,
+            self.update_decision,
+            self.tell_accountable,
             self.post_progress,
             self.escalate,
+            self.page,
             self.check_baseline,
             self.follow_up_notice,
             self.request_comms_approval,
@@ -170,6 +181,11 @@ class RollbackActivities:
     @activity.defn(name="read_traffic_split")
     async def read_traffic_split(self, inp: ReadSplitInput) -> TrafficSplit:
         return await self.lb.read(inp.deployment)
+
+    @activity.defn(name="read_figures")
+    async def read_figures(self, inp: ReadFiguresInput) -> Figures:
+        """Every metric now: the "before" of the stakeholder messages, read at the trigger."""
+        return Figures(values=await self.stakeholders.figures_now(inp.deployment))
 
     @activity.defn(name="health_validation")
     async def health_validation(self, inp: HealthValidationInput) -> HealthValidationResult:
@@ -226,11 +242,15 @@ class RollbackActivities:
     @activity.defn(name="recovery_planning")
     async def recovery_planning(self, inp: RecoveryPlanInput) -> RecoveryPlanResult:
         markdown = recovery.plan(inp)
+        title, _, body = markdown.partition("\n")
         async with heartbeating("recovery plan"):
-            await self.notifier.post(
+            # Slack shows GitHub Markdown as literal characters: the channel gets mrkdwn.
+            await self.notifier.post_document(
                 inp.ctx.channel,
-                f"{prefix(inp.ctx)}{markdown}",
+                f"{prefix(inp.ctx)}{title.lstrip('# ')}",
+                mrkdwn.from_markdown(body),
                 key=key(inp.ctx, "recovery_planning", "post"),
+                more=f"`rollback report -d {inp.ctx.deployment}`",
             )
         return RecoveryPlanResult(markdown=markdown, summary=recovery.summary(inp))
 
@@ -244,9 +264,22 @@ class RollbackActivities:
     async def close_decision(self, inp: DecisionClosedInput) -> None:
         await self.notifier.close_decision(inp, key=message_key())
 
+    @activity.defn(name="update_decision")
+    async def update_decision(self, inp: DecisionUpdateInput) -> None:
+        await self.notifier.update_decision(inp, key=message_key())
+
+    @activity.defn(name="tell_accountable")
+    async def tell_accountable(self, inp: EscalationInput) -> None:
+        await self.notifier.tell_accountable(inp, key=message_key())
+
     @activity.defn(name="post_progress")
     async def post_progress(self, inp: ProgressInput) -> None:
         await self.notifier.post(inp.ctx.channel, f"{prefix(inp.ctx)}{inp.text}", key=message_key())
+
+    @activity.defn(name="page")
+    async def page(self, inp: PageInput) -> PageResult:
+        """PagerDuty events for an escalation (trigger, acknowledge, resolve)."""
+        return await self.pager.send(inp)
 
     @activity.defn(name="escalate")
     async def escalate(self, inp: EscalationInput) -> EscalationResult:

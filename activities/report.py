@@ -33,15 +33,26 @@ class ReportResult(BaseModel):
 async def post_report(notifier: Notifier, inp: ReportInput, *, key: str | None) -> ReportResult:
     """`key`: the same on every retry, so the channel sees the report once."""
     made = build_report(inp.status, generated_at=datetime.now(UTC), policy=inp.policy)
-    await notifier.post(inp.ctx.channel, prefix(inp.ctx) + channel_text(made), key=key)
+    title = f"{prefix(inp.ctx)}📄 {channel_title(made)}"
+    more = f"`rollback report -d {made.deployment}`"
+    await notifier.post_document(inp.ctx.channel, title, channel_body(made), key=key, more=more)
     failed = [t.name for t in made.response_times if t.result == "fail"]
     verdict = f"{len(failed)} target(s) missed" if failed else "every measured target met"
     return ReportResult(posted=True, summary=f"report posted to {inp.ctx.channel}: {verdict}")
 
 
 def channel_text(r: RollbackReport) -> str:
+    """The report as one mrkdwn text (the Slack message is its title and its sections)."""
+    return f"📄 *{channel_title(r)}*\n{channel_body(r)}"
+
+
+def channel_title(r: RollbackReport) -> str:
     drill = " (drill)" if r.drill else ""
-    lines = [f"📄 *Rollback report: {r.deployment}{drill}*: {r.outcome or r.state}"]
+    return f"Rollback report: {r.deployment}{drill}: {r.outcome or r.state}"
+
+
+def channel_body(r: RollbackReport) -> str:
+    lines: list[str] = []
     if r.outcome == "incomplete":
         lines.append(f"⚠️ *Not confirmed:* {r.outcome_detail}")
     t = r.trigger

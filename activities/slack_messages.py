@@ -27,9 +27,10 @@ from activities.models import (
     DecisionRequestInput,
     EscalationInput,
     FollowUpNoticeInput,
+    PersonRef,
     RoleHolders,
 )
-from activities.notify import FOLLOW_UP_HEADINGS, ack_command, comms_default_text
+from activities.notify import FOLLOW_UP_HEADINGS, ack_command, comms_default_text, deciders_text
 
 APPROVE, DENY, INVESTIGATING = "rollback_approve", "rollback_deny", "rollback_investigating"
 """Button action ids; the gateway maps them back to decisions (gateway/slack_handler.py)."""
@@ -37,6 +38,8 @@ FOLLOW_UP_ACK = "follow_up_ack"
 """A follow-up notice's Acknowledge button; value `{"workflow_id", "follow_up", "deployment"}`."""
 COMMS_APPROVE, COMMS_HOLD = "comms_approve", "comms_hold"
 """The buttons of a wording approval request; their value is `{"deployment", "audience"}`."""
+ESCALATION_ACK = "escalation_ack"
+"""An escalation's Acknowledge button; value `{"deployment", "key"}`."""
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,20 @@ class SlackMessage:
     blocks: list[dict[str, Any]]
 
 
+def mention(person: PersonRef, role_name: str = "") -> str:
+    """`<@U1> Jane Doe`: Slack shows the mention as the person; the name is added unless it
+    only repeats the role ("SRE On-call (pager)" for the SRE On-call role)."""
+    if role_name and person.name.startswith(role_name):
+        return f"<@{person.slack_user_id}>"
+    return f"<@{person.slack_user_id}> {person.name}"
+
+
 def mentions(holders: list[RoleHolders]) -> str:
     """`QA DRI: <@U1>` per role; a role nobody holds says so rather than vanishing."""
     parts = []
     for holder in holders:
-        people = " ".join(f"<@{p.slack_user_id}>" for p in holder.people) or "_nobody on roster_"
-        parts.append(f"{holder.role_name}: {people}")
+        people = ", ".join(mention(p, holder.role_name) for p in holder.people)
+        parts.append(f"{holder.role_name}: {people or '_nobody on the roster_'}")
     return "; ".join(parts)
 
 
@@ -59,7 +70,8 @@ def _when(at: datetime) -> str:
     return f"<!date^{epoch}^{{time_secs}} ({{date_short_pretty}})|{at:%H:%M:%S} UTC>"
 
 
-def decision_request(inp: DecisionRequestInput) -> SlackMessage:
+def decision_request(inp: DecisionRequestInput, note: str = "") -> SlackMessage:
+    """The request with its buttons; `note` says why it changed (an extension)."""
     drill = " (drill)" if inp.ctx.drill else ""
     default = "the rollback starts" if inp.default_action == "rollback" else "the canary continues"
     evidence = "\n".join(f"• {k}: `{v}`" for k, v in sorted(inp.evidence.items())) or "• none given"
@@ -91,6 +103,9 @@ def decision_request(inp: DecisionRequestInput) -> SlackMessage:
         ),
         ActionsBlock(block_id="decision", elements=_buttons(inp)),
     ]
+    if note:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"⏳ {note}")]))
+        text = f"{text} ({note})"
     return SlackMessage(text=text, blocks=[b.to_dict() for b in blocks])
 
 
@@ -119,26 +134,77 @@ def _buttons(inp: DecisionRequestInput) -> list[ButtonElement]:
 
 
 def decision_outcome(inp: DecisionClosedInput) -> SlackMessage:
-    who = ", ".join(inp.decided_by) or "nobody"
-    text = (
-        f"Rollback decision for {inp.ctx.deployment}: {inp.outcome} "
-        f"(by {who}, {inp.at:%H:%M:%S} UTC)"
-    )
+    """ "no decision by 19:26 UTC — default applied: rollback", or who decided, mentioned."""
+    by = {p.id: p for p in inp.deciders}
+    people = [by[p] for p in inp.decided_by if p in by]
+    who = deciders_text(inp)
+    text = f"Rollback decision for {inp.ctx.deployment}: {inp.outcome}"
+    if inp.decided_by:
+        text += f" (by {who}, {inp.at:%H:%M:%S} UTC)"
+    if people:
+        line = f"Decided by {' and '.join(mention(p) for p in people)} at {_when(inp.at)}"
+    elif inp.decided_by:
+        line = f"Decided by {who} at {_when(inp.at)}"
+    else:
+        line = f"Closed at {_when(inp.at)}"
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=f"*{inp.ctx.deployment}*: {inp.outcome}")),
-        ContextBlock(elements=[MarkdownTextObject(text=f"Decided by {who} at {_when(inp.at)}")]),
+        ContextBlock(elements=[MarkdownTextObject(text=line)]),
     ]
     return SlackMessage(text=text, blocks=[b.to_dict() for b in blocks])
 
 
+def accountable(inp: EscalationInput) -> SlackMessage:
+    """The accountable role of an automatic decision, told and mentioned (not asked)."""
+    reason = f"{inp.reason[:1].upper()}{inp.reason[1:]}"
+    people = mentions(inp.holders) or "nobody on the roster"
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"ℹ️ {reason}.")),
+        ContextBlock(elements=[MarkdownTextObject(text=f"Accountable: {people}")]),
+    ]
+    return SlackMessage(
+        text=f"{reason}. Accountable: {people}", blocks=[b.to_dict() for b in blocks]
+    )
+
+
 def escalation(inp: EscalationInput) -> SlackMessage:
+    """With an Acknowledge button when the escalation climbs: whoever has it in hand stops
+    the climb (or `rollback ack -d D --escalation`)."""
+    stage = f"\n_{inp.stage_text}_" if inp.stage_text else ""
     text = f"🚨 Escalation for {inp.ctx.deployment}: {inp.reason}"
     blocks: list[Block] = [
         SectionBlock(
-            text=MarkdownTextObject(text=f"🚨 *Escalation: {inp.ctx.deployment}*\n{inp.reason}")
+            text=MarkdownTextObject(
+                text=f"🚨 *Escalation: {inp.ctx.deployment}*\n{inp.reason}{stage}"
+            )
         ),
         ContextBlock(elements=[MarkdownTextObject(text=mentions(inp.holders) or "no one")]),
     ]
+    if inp.key is not None:
+        value = json.dumps({"deployment": inp.ctx.deployment, "key": inp.key})
+        blocks.append(
+            ActionsBlock(
+                block_id="escalation",
+                elements=[
+                    ButtonElement(
+                        text="Acknowledge: I have it",
+                        action_id=ESCALATION_ACK,
+                        value=value,
+                        style="primary",
+                    )
+                ],
+            )
+        )
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"Or `rollback ack -d {inp.ctx.deployment} --escalation {inp.key} "
+                        "--as <id>`"
+                    )
+                ]
+            )
+        )
     return SlackMessage(text=text, blocks=[b.to_dict() for b in blocks])
 
 

@@ -25,12 +25,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 from temporalio.exceptions import ApplicationError
 
-from activities import slack_messages
+from activities import mrkdwn, slack_messages
 from activities.models import (
     CommsApprovalRequestInput,
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
+    DecisionUpdateInput,
     EscalationInput,
     FollowUpNoticeInput,
     StepContext,
@@ -100,6 +101,14 @@ class SlackNotifier:
         posted = await self._once(key, lambda: self._post(channel, text))
         return posted.ts
 
+    async def post_document(
+        self, channel: str, title: str, text: str, *, key: str | None = None, more: str = ""
+    ) -> None:
+        """A header and mrkdwn sections, each within Slack's limits, with a text fallback."""
+        fallback, blocks = mrkdwn.sections(title, text, more)
+        message = SlackMessage(text=fallback, blocks=blocks)
+        await self._once(key, lambda: self._post(channel, message))
+
     async def request_decision(
         self, inp: DecisionRequestInput, *, key: str | None = None
     ) -> DecisionMessage:
@@ -117,6 +126,19 @@ class SlackNotifier:
         else:
             channel = request.channel if request is not None else inp.ctx.channel
             await self._once(key, lambda: self._post(channel, message))
+
+    async def update_decision(self, inp: DecisionUpdateInput, *, key: str | None = None) -> None:
+        """The request's own message shows the new deadline, buttons kept."""
+        message = drill_marked(slack_messages.decision_request(inp.request, inp.note), inp.ctx)
+        if inp.message is not None and inp.message.ts:
+            channel, ts = inp.message.channel, inp.message.ts
+            await self._once(key, lambda: self._update(channel, ts, message))
+        else:
+            await self._once(key, lambda: self._post(inp.ctx.channel, message))
+
+    async def tell_accountable(self, inp: EscalationInput, *, key: str | None = None) -> None:
+        message = drill_marked(slack_messages.accountable(inp), inp.ctx)
+        await self._once(key, lambda: self._post(inp.ctx.channel, message))
 
     async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
         built = slack_messages.escalation(inp)

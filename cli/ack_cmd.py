@@ -1,4 +1,5 @@
-"""`rollback ack`: acknowledge a post-rollback follow-up (the same as its Slack button)."""
+"""`rollback ack`: acknowledge a post-rollback follow-up, or an escalation (the same as their
+Slack buttons)."""
 
 from __future__ import annotations
 
@@ -13,45 +14,81 @@ from cli.errors import Failure, UserError
 from cli.output import Format, console, print_json, reply_line
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
-from cli.temporal import client_for
+from cli.temporal import client_for, explain_rpc
 from client import operations
 from config.settings import Settings, load_settings
 from contract.follow_ups import FollowUpAck
-from contract.rollback import DecisionReply
+from contract.rollback import DecisionReply, EscalationAck, workflow_id
 
 
 def ack(
-    follow_up: Annotated[
-        str,
-        typer.Argument(
-            metavar="FOLLOW_UP", help="follow-up id from the policy: first_hour, short_term_24h, …"
-        ),
-    ],
     deployment: Deployment,
     as_user: Annotated[str, typer.Option("--as", help="who acknowledges (roster person id)")],
+    follow_up: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[FOLLOW_UP]",
+            help="follow-up id from the policy: first_hour, short_term_24h, …",
+        ),
+    ] = None,
+    escalation: Annotated[
+        str | None,
+        typer.Option(
+            "--escalation",
+            "-e",
+            metavar="KEY",
+            help="acknowledge an escalation (its key, as its message says; `all`: every open "
+            "one): it stops climbing the escalation path",
+        ),
+    ] = None,
     note: Annotated[str, typer.Option("--note", help="a note for the record")] = "",
     format: FormatOption = Format.text,
 ) -> None:
-    """Acknowledge a due follow-up; its owner's role or the escalation path may.
+    """Acknowledge a due follow-up (its owner's role or the escalation path may), or an
+    escalation (a role of the escalation path may).
 
     Example: rollback ack -d search-a short_term_24h --as dri-backend --note "RCA doc shared"
+
+    An escalation: rollback ack -d search-a --escalation budget:emergency_stop --as sre-oncall
     """
     settings = load_settings()
     policy = read_policy(settings.policy)
     check_deployment(deployment)
-    known = [f.id for f in policy.follow_ups]
-    if follow_up not in known:
-        raise UserError(f"unknown follow-up {follow_up!r} (known: {', '.join(known)})")
-    ack = FollowUpAck(
-        follow_up=follow_up, person=check_person(policy, as_user), via="cli", note=note
-    )
-    target, reply = asyncio.run(_ack(settings, deployment, ack))
+    person = check_person(policy, as_user)
+    if (follow_up is None) == (escalation is None):
+        raise UserError("name a FOLLOW_UP or --escalation KEY (one of them)")
+    target: str
+    reply: DecisionReply
+    if escalation is not None:
+        key = None if escalation == "all" else escalation
+        esc = EscalationAck(key=key, person=person, via="cli", who=person)
+        target, reply = asyncio.run(_ack_escalation(settings, deployment, esc))
+    else:
+        known = [f.id for f in policy.follow_ups]
+        if follow_up not in known:
+            raise UserError(f"unknown follow-up {follow_up!r} (known: {', '.join(known)})")
+        assert follow_up is not None
+        fu = FollowUpAck(follow_up=follow_up, person=person, via="cli", note=note)
+        target, reply = asyncio.run(_ack(settings, deployment, fu))
     if format is Format.json:
         print_json({"workflow_id": target, **reply.model_dump(mode="json")})
     else:
         console.print(reply_line(reply))
     if not reply.accepted:
         raise typer.Exit(1)
+
+
+async def _ack_escalation(
+    settings: Settings, deployment: str, ack: EscalationAck
+) -> tuple[str, DecisionReply]:
+    client = await client_for(settings)
+    try:
+        reply = await operations.acknowledge_escalation(client, deployment, ack)
+    except RPCError as error:
+        raise explain_rpc(error, deployment) from None
+    except WorkflowUpdateFailedError as error:
+        raise Failure(f"the acknowledgement failed: {error.cause}") from None
+    return workflow_id(deployment), reply
 
 
 async def _ack(settings: Settings, deployment: str, ack: FollowUpAck) -> tuple[str, DecisionReply]:

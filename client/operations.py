@@ -23,6 +23,7 @@ from contract.follow_ups import ACK_UPDATE, FollowUpAck, follow_ups_id
 from contract.rollback import (
     COMMS_UPDATE,
     DECIDE_UPDATE,
+    ESCALATION_ACK_UPDATE,
     RAISE_UPDATE,
     ROLLBACK_WORKFLOW,
     STATUS_QUERY,
@@ -30,6 +31,7 @@ from contract.rollback import (
     CommsApprovalInput,
     DecisionInput,
     DecisionReply,
+    EscalationAck,
     RollbackInput,
     RollbackOptions,
     TriggerBatch,
@@ -223,7 +225,7 @@ async def decide(
     )
 
 
-S = TypeVar("S", DecisionInput, CommsApprovalInput, FollowUpAck)
+S = TypeVar("S", DecisionInput, CommsApprovalInput, FollowUpAck, EscalationAck)
 
 
 def stamped(message: S) -> S:
@@ -250,6 +252,16 @@ async def approve_comms(
     handle = client.get_workflow_handle(workflow_id(deployment))
     return await handle.execute_update(
         COMMS_UPDATE, stamped(approval), id=update_id, result_type=DecisionReply
+    )
+
+
+async def acknowledge_escalation(
+    client: Client, deployment: str, ack: EscalationAck, update_id: str | None = None
+) -> DecisionReply:
+    """Stop an escalation's climb (`ack.key`, or every open one of the rollback)."""
+    handle = client.get_workflow_handle(workflow_id(deployment))
+    return await handle.execute_update(
+        ESCALATION_ACK_UPDATE, stamped(ack), id=update_id, result_type=DecisionReply
     )
 
 

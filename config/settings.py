@@ -75,6 +75,14 @@ class Settings(BaseSettings):
         None, description="Slack Web API base URL (a stand-in in tests), e.g. http://…/api/"
     )
     ui_url: str = Field("http://127.0.0.1:8233", description="Temporal Web UI, for links")
+    pagerduty_events_url: str | None = Field(
+        None,
+        description="PagerDuty's Events API v2 base URL (https://events.pagerduty.com); unset: "
+        "escalations are told in Slack only",
+    )
+    pagerduty_webhook_secret: str | None = Field(
+        None, description="verifies PagerDuty's v3 webhooks (incident.acknowledged)"
+    )
 
     # --- the targets a rollback acts on; the defaults are the simulator's (`rollback up`) ----
     target_url: str = Field(

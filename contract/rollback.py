@@ -23,6 +23,8 @@ DECISION_SIGNAL = "decision"
 STATUS_QUERY = "status"
 COMMS_UPDATE = "approve_comms"
 COMMS_SIGNAL = "comms_approval"
+ESCALATION_ACK_UPDATE = "acknowledge_escalation"
+ESCALATION_ACK_SIGNAL = "escalation_acknowledgement"
 
 
 DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -155,3 +157,32 @@ class CommsApprovalInput(BaseModel):
     made_at: datetime | None = Field(
         default=None, description="when the person answered; judged against the deadline"
     )
+
+
+class EscalationAck(BaseModel):
+    """Someone has an escalation in hand: it stops climbing `escalation_path`."""
+
+    key: str | None = Field(
+        default=None, description="the escalation's key; None: every open escalation"
+    )
+    person: str | None = Field(
+        default=None, description="roster person id (Slack, CLI); None when PagerDuty says so"
+    )
+    via: str = "cli"
+    who: str = ""
+    """Who acknowledged, as the sender names them (PagerDuty's agent)."""
+    request_id: str | None = None
+    made_at: datetime | None = None
+
+
+def escalation_dedup_key(workflow: str, key: str, opened_at: datetime) -> str:
+    """PagerDuty's dedup_key of an escalation: the rollback, the reason, when it opened."""
+    return f"{workflow}|{key}|{opened_at:%Y%m%dT%H%M%S}"[:255]
+
+
+def escalation_of(dedup_key: str) -> tuple[str, str] | None:
+    """(workflow id, escalation key) of a dedup_key, or None when it is not one of ours."""
+    parts = dedup_key.split("|")
+    if len(parts) != 3 or not parts[0].startswith("rollback-"):
+        return None
+    return parts[0], parts[1]

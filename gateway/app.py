@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import Settings
 from gateway.alert_routes import alerts_router
+from gateway.pagerduty_routes import pagerduty_router
 from gateway.slack_handler import BadSlackRequest, Handled, SlackHandler
 from gateway.temporal_link import TemporalLink
 from runbook.policy import Policy
@@ -49,6 +50,7 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.include_router(alerts_router(settings, policy, link))
+    app.include_router(pagerduty_router(settings, link))
     background: set[asyncio.Task[None]] = set()
 
     @app.get("/healthz", response_model=Health, tags=["health"])

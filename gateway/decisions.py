@@ -22,9 +22,12 @@ from contract.rollback import (
     COMMS_UPDATE,
     DECIDE_UPDATE,
     DECISION_SIGNAL,
+    ESCALATION_ACK_SIGNAL,
+    ESCALATION_ACK_UPDATE,
     CommsApprovalInput,
     DecisionInput,
     DecisionReply,
+    EscalationAck,
     workflow_id,
 )
 from gateway.temporal_link import TemporalLink, TemporalUnavailable
@@ -128,14 +131,52 @@ async def deliver_ack(
     )
 
 
+async def deliver_escalation_ack(
+    link: TemporalLink, deployment: str, ack: EscalationAck
+) -> Delivered:
+    """An escalation acknowledged (Slack's button, PagerDuty's webhook): the climb stops."""
+    key = ack.key or "all"
+    return await delivered(
+        link,
+        Delivery(
+            workflow_id=workflow_id(deployment),
+            update=ESCALATION_ACK_UPDATE,
+            signal=ESCALATION_ACK_SIGNAL,
+            arg=ack,
+            request_id=ack.request_id,
+            subject=f"the escalation {key} of {deployment}",
+            what="acknowledgement",
+            owner="The rollback",
+            checked="the escalation path",
+            missing=f"No rollback is running for {deployment}: nothing was recorded.",
+            cli=f"rollback ack -d {deployment} --escalation {key} --as {ack.person or '<id>'}",
+            outcome="the channel will say who has it",
+        ),
+    )
+
+
 async def deliver(link: TemporalLink, call: Delivery) -> str:
     """Try the update (an immediate answer); when no worker answers, store it as a signal."""
+    return (await delivered(link, call)).text
+
+
+@dataclass(frozen=True)
+class Delivered:
+    text: str
+    """What the person is told."""
+    taken: bool
+    """Answered by the workflow, or stored durably for it; False: nothing was recorded (a
+    sender that retries, PagerDuty, should)."""
+
+
+async def delivered(link: TemporalLink, call: Delivery) -> Delivered:
     try:
         client = await link.client()
     except TemporalUnavailable as error:
-        return (
+        return Delivered(
             f"⚠️ Your {call.what} was NOT recorded: {error}. Try again in a moment, or run "
-            f"`{call.cli}`."
+            f"`{call.cli}`.",
+            taken=False,
         )
     handle = client.get_workflow_handle(call.workflow_id)
     try:
@@ -151,26 +192,31 @@ async def deliver(link: TemporalLink, call: Delivery) -> str:
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
         return await _store(handle, call)
     except WorkflowUpdateFailedError as error:
-        return f"⚠️ {call.owner} could not take your {call.what}: {error.cause}"
+        return Delivered(f"⚠️ {call.owner} could not take your {call.what}: {error.cause}", True)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return call.missing
+            return Delivered(call.missing, taken=True)
         if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
             return await _store(handle, call)
-        return f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}"
+        return Delivered(
+            f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}", False
+        )
     mark = "✅" if reply.accepted else "⛔"
-    return f"{mark} {reply.message}"
+    return Delivered(f"{mark} {reply.message}", taken=True)
 
 
-async def _store(handle: WorkflowHandle[Any, Any], call: Delivery) -> str:
+async def _store(handle: WorkflowHandle[Any, Any], call: Delivery) -> Delivered:
     try:
         await handle.signal(call.signal, call.arg, rpc_timeout=ANSWER_WITHIN)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return call.missing
-        return f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}"
-    return (
+            return Delivered(call.missing, taken=True)
+        return Delivered(
+            f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}", False
+        )
+    return Delivered(
         f"🕓 Recorded for {call.subject}: no rollback worker is answering right now, so your "
         f"{call.what} was stored durably. It will be checked against {call.checked} and "
-        f"applied when a worker returns; {call.outcome}."
+        f"applied when a worker returns; {call.outcome}.",
+        taken=True,
     )

@@ -23,11 +23,17 @@ from contract.follow_ups import FollowUpAck, follow_ups_id
 from contract.rollback import (
     CommsApprovalInput,
     DecisionInput,
+    EscalationAck,
     RollbackOptions,
     TriggerEvent,
     deployment_problem,
 )
-from gateway.decisions import deliver_ack, deliver_comms, deliver_decision
+from gateway.decisions import (
+    deliver_ack,
+    deliver_comms,
+    deliver_decision,
+    deliver_escalation_ack,
+)
 from gateway.temporal_link import TemporalLink, TemporalUnavailable
 from runbook.authority import may_decide
 from runbook.matrix import describe_role_sets
@@ -50,11 +56,15 @@ COMMS_ACTIONS: dict[str, Literal["approve", "deny"]] = {
     "comms_hold": "deny",
 }
 """A wording approval request's buttons; value `{"deployment", "audience"}`."""
-# Kept equal to activities.slack_messages.FOLLOW_UP_ACK/COMMS_APPROVE/COMMS_HOLD (tested).
+ESCALATION_ACK = "escalation_ack"
+"""An escalation's Acknowledge button; value `{"deployment", "key"}`."""
+# Kept equal to activities.slack_messages.FOLLOW_UP_ACK/COMMS_APPROVE/COMMS_HOLD/ESCALATION_ACK
+# (tested).
 NOT_COUNTED = {
     "decision": "Decisions are taken by the roles named in the message.",
     "ack": "A follow-up is acknowledged by its owner's role or by the escalation path.",
     "comms": "The wording is approved by the roles named in the message.",
+    "escalation": "An escalation is acknowledged by a role of the escalation path.",
 }
 
 USAGE = (
@@ -112,6 +122,8 @@ class SlackHandler:
             kind = "ack"
         elif action_id in COMMS_ACTIONS:
             kind = "comms"
+        elif action_id == ESCALATION_ACK:
+            kind = "escalation"
         else:
             return Handled()
         person = self.policy.person_by_slack_id(user_id)
@@ -127,6 +139,8 @@ class SlackHandler:
             return self._acknowledge(value, person, request_id, response_url, made_at)
         if kind == "comms":
             return self._approve_comms(value, action_id, person, request_id, response_url, made_at)
+        if kind == "escalation":
+            return self._acknowledge_escalation(value, person, request_id, response_url, made_at)
         decision = DecisionInput(
             action=ACTIONS[action_id],
             person=person,
@@ -167,6 +181,31 @@ class SlackHandler:
         async def later() -> None:
             text = await deliver_ack(self.link, target, deployment, ack)
             await self.respond(response_url, text)
+
+        return Handled(later=later)
+
+    def _acknowledge_escalation(
+        self, value: str, person: str, request_id: str, response_url: str, made_at: datetime
+    ) -> Handled:
+        fields = _button_value(value, "deployment", "key")
+        if not fields:
+            return Handled(later=self._reply_later(response_url, OUTDATED))
+        deployment = fields["deployment"]
+        problem = deployment_problem(deployment, "the button's deployment")
+        if problem is not None:
+            return Handled(later=self._reply_later(response_url, f"⚠️ {problem}: {OUTDATED}"))
+        ack = EscalationAck(
+            key=fields["key"][:200],
+            person=person,
+            via="slack",
+            who=self.policy.people[person].name,
+            request_id=request_id,
+            made_at=made_at,
+        )
+
+        async def later() -> None:
+            outcome = await deliver_escalation_ack(self.link, deployment, ack)
+            await self.respond(response_url, outcome.text)
 
         return Handled(later=later)
 

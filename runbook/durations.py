@@ -41,6 +41,17 @@ def format_duration(delta: timedelta) -> str:
     return "".join(parts) or "0s"
 
 
+def spoken(delta: timedelta) -> str:
+    """A measured duration for people: "0.08 s" and "4.2 s" below 10 s, "18s", "1m12s" above
+    (whole seconds)."""
+    seconds = delta.total_seconds()
+    if abs(seconds) < 1:
+        return f"{seconds:.2f} s"
+    if abs(seconds) < 10:
+        return f"{seconds:.1f} s"
+    return format_duration(timedelta(seconds=round(seconds)))
+
+
 def _positive(delta: timedelta) -> timedelta:
     if delta <= timedelta(0):
         raise ValueError("must be a positive duration")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from runbook.durations import Duration, NonNegativeDuration, PositiveDuration
 from runbook.targets import HTTP_PATH_NAMES, TargetDrivers, missing_http_paths
+from runbook.wording import FACTS, unknown_facts
 
 Mode = Literal["auto", "manual"]
 Action = Literal["rollback", "continue"]
@@ -57,11 +58,30 @@ RoleSets = list[list[str]]
 set must approve (a set of two roles is two-person approval)."""
 
 
+ROUTING_KEY = r"^([A-Za-z0-9]{32}|\$\{[A-Z_][A-Z0-9_]*\})$"
+"""A PagerDuty Events API v2 integration key (32 characters), or `${ENV_VAR}` naming the worker's
+environment variable that holds it (so the policy, and every rollback's history, holds no
+secret)."""
+
+
 class Person(_Strict):
     name: str
     slack_user_id: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$")
     phone: str | None = None
     pager: str | None = None
+    pagerduty_routing_key: str | None = Field(default=None, pattern=ROUTING_KEY)
+    """Pages this person (through their PagerDuty service) when an escalation reaches a role of
+    theirs."""
+
+
+class Escalation(_Strict):
+    """How an escalation climbs `escalation_path`: each role is told (Slack, and PagerDuty where a
+    person has a routing key) and has `ack_within` to acknowledge before the next role is."""
+
+    ack_within: PositiveDuration = timedelta(minutes=5)
+    page_accountable: bool = False
+    """Also page the accountable role of an automatic cell (it is always told)."""
+    severity: Literal["critical", "error", "warning", "info"] = "critical"
 
 
 class Trigger(_Strict):
@@ -81,6 +101,8 @@ class Trigger(_Strict):
     DRI has 5 minutes to decide")."""
     initiated_by: Annotated[RoleSets | None, BeforeValidator(_role_sets_shorthand)] = None
     rationale: str = ""
+    user_effect: str = "some searches on the canary behaved unexpectedly"
+    """What users of the canary saw, in plain words (the `{user_effect}` of messages)."""
 
     def response_end(self) -> Literal["decision", "traffic_reverted"]:
         if self.response_target_end is not None:
@@ -171,6 +193,18 @@ class Audience(_Strict):
     )
     approval_window: PositiveDuration | None = None
     approval_default: Literal["send", "hold"] | None = None
+    template: str | None = None
+    """The message, in Slack mrkdwn, with `{fact}` placeholders (runbook/wording.py lists them);
+    None: a plain summary of the facts."""
+
+    @model_validator(mode="after")
+    def _template_names_known_facts(self) -> Audience:
+        unknown = unknown_facts(self.template) if self.template else []
+        if unknown:
+            raise ValueError(
+                f"template names unknown fact(s) {', '.join(unknown)} (known: {', '.join(FACTS)})"
+            )
+        return self
 
 
 class Impact(_Strict):
@@ -327,6 +361,7 @@ class Policy(_Strict):
     people: dict[str, Person]
     roster: dict[str, list[str]]
     escalation_path: list[str]
+    escalation: Escalation = Escalation()
     triggers: dict[str, Trigger]
     decision_matrix: dict[str, DecisionRow]
     authority_matrix: dict[str, dict[int, AuthorityCell]]

@@ -13,11 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from runbook.durations import format_duration
+from runbook.durations import format_duration, spoken
 from runbook.history_timeline import HistoryEntry, HistoryTimeline, person_label
 from runbook.matrix import describe_role_sets, resolve
 from runbook.policy import STEP_IDS, Policy, RoleSets
 from runbook.status import (
+    EscalationRecord,
     FollowUpsStatus,
     OpenDecision,
     PendingComms,
@@ -148,6 +149,11 @@ class EscalationReport(BaseModel):
     at: datetime
     reason: str
     source: Literal["rollback", "follow_ups"]
+    told: list[str] = []
+    """Roles told, in the order the climb reached them."""
+    paged: list[str] = []
+    acknowledged: str | None = None
+    """ "Sam (pagerduty) after 3m12s", when someone acknowledged."""
 
 
 class RootCauseReport(BaseModel):
@@ -220,8 +226,9 @@ def build_report(
 ) -> RollbackReport:
     """`policy`: the one the rollback ran under (its input); without it names fall back to ids
     and the response times are the status' own."""
+    incidents = {i.reason: i for i in status.escalations}
     escalations = [
-        EscalationReport(at=e.at, reason=e.message, source="rollback")
+        _escalation(e.at, e.message, incidents.get(e.message), policy)
         for e in status.timeline
         if e.kind == "escalation"
     ]
@@ -600,7 +607,13 @@ def _markdown(r: RollbackReport) -> str:
     out += _response_md(r)
     out += _recovery_md(r.recovery)
     out += ["## Escalations", ""]
-    out += [f"- {_when(e.at)} ({e.source.replace('_', '-')}): {e.reason}" for e in r.escalations]
+    out += [
+        f"- {_when(e.at)} ({e.source.replace('_', '-')}): {e.reason}"
+        + (f" — told: {' → '.join(e.told)}" if e.told else "")
+        + (f"; paged: {', '.join(e.paged)}" if e.paged else "")
+        + (f"; acknowledged by {e.acknowledged}" if e.acknowledged else "")
+        for e in r.escalations
+    ]
     out += ["" if r.escalations else "None.", ""]
     out += _root_cause_md(r.root_cause)
     if r.comms:
@@ -853,3 +866,26 @@ def _yes(value: bool | None) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _escalation(
+    at: datetime, reason: str, incident: EscalationRecord | None, policy: Policy | None
+) -> EscalationReport:
+    if incident is None:
+        return EscalationReport(at=at, reason=reason, source="rollback")
+
+    def role(r: str) -> str:
+        return policy.role_name(r) if policy else r
+
+    acknowledged = None
+    if incident.acked_at is not None:
+        took = spoken(incident.acked_at - incident.opened_at)
+        acknowledged = f"{incident.acked_by or 'someone'} ({incident.acked_via}) after {took}"
+    return EscalationReport(
+        at=at,
+        reason=reason,
+        source="rollback",
+        told=[role(r) for r in incident.told],
+        paged=list(incident.paged),
+        acknowledged=acknowledged,
+    )

@@ -152,6 +152,29 @@ class RootCauseMaterial(BaseModel):
     timeline: list[str] = []
 
 
+class EscalationRecord(BaseModel):
+    """One escalation incident: one reason, one rollback; it climbs `escalation_path` until
+    someone acknowledges it, and its pages are resolved when the rollback ends."""
+
+    key: str
+    reason: str
+    opened_at: datetime
+    dedup_key: str
+    """PagerDuty's: the same for every page of this incident."""
+    stage: int = 0
+    """The index in `escalation_path` of the last role told."""
+    told_at: datetime | None = None
+    """When that role was told: it has `ack_within` from then."""
+    told: list[str] = []
+    """Roles told, in order."""
+    paged: list[str] = []
+    """People paged (roster ids)."""
+    acked_by: str | None = None
+    acked_via: str | None = None
+    acked_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+
 class RollbackStatus(BaseModel):
     deployment: str
     state: RollbackState
@@ -187,6 +210,11 @@ class RollbackStatus(BaseModel):
     """Firing trigger events received, by trigger id (an alert storm is counted, not stored)."""
     reason: str = ""
     """The adopted trigger's reason (an alert's summary, the person's words)."""
+    evidence: dict[str, str] = {}
+    """The adopted trigger's evidence (an alert's labels and values)."""
+    figures_before: dict[str, float | None] = {}
+    """The metrics read when the rollback started: the "before" of every message."""
+    escalations: list[EscalationRecord] = []
     folded: int = 0
     """Timeline entries left out of `timeline` to keep it bounded; the workflow's history has
     them all (`rollback report` reads it)."""

@@ -197,10 +197,15 @@ class DecisionWindow:
         return f"no decision is open (the last one closed: {decision.outcome})"
 
     def _not_allowed(self, person: str, decision: OpenDecision) -> str:
+        """ "QA DRI may not decide: this decision needs Sprint DRI" (a role named once)."""
         roles = [self.policy.role_name(r) for r in sorted(self.policy.roles_of(person))]
-        held = f"holds {', '.join(roles)}" if roles else "holds no role"
+        name = self.policy.people[person].name
         needed = describe_role_sets(self.policy, decision.approvers)
-        return f"{self.policy.people[person].name} {held}; this decision needs {needed}"
+        if not roles:
+            return f"{name} holds no role; this decision needs {needed}"
+        if not all(role in name for role in roles):
+            name = f"{name} ({', '.join(roles)})"
+        return f"{name} may not decide: this decision needs {needed}"
 
     def _extend(
         self, decision: OpenDecision, person: str, label: str, made: datetime

@@ -23,3 +23,12 @@ def role_holders(policy: Policy, roles: list[str]) -> list[RoleHolders]:
         )
         for role in roles
     ]
+
+
+def people_refs(policy: Policy, people: list[str]) -> list[PersonRef]:
+    """Roster people by id, for mentions ("system" and unknown ids are left out)."""
+    return [
+        PersonRef(id=p, name=policy.people[p].name, slack_user_id=policy.people[p].slack_user_id)
+        for p in people
+        if p in policy.people
+    ]

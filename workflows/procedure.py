@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from runbook.timing import StepTiming, response_times, reversion_interval, step_timing
     from workflows import search_attributes as sa
     from workflows.comms import CommsApprovals
+    from workflows.deadlines import Deadlines
     from workflows.messenger import describe_failure
     from workflows.people import role_holders
     from workflows.rollback_record import RollbackRecord
@@ -77,6 +78,7 @@ class Procedure:
         self.policy = rb.policy
         self._actions: list[asyncio.Task[None]] = []
         self.concluded = False
+        self.deadlines = Deadlines(rb, lambda: self.response_times(final=False), self._over)
 
     @property
     def status(self) -> Any:
@@ -88,6 +90,7 @@ class Procedure:
         rb, s = self.rb, self.rb.status
         rb.upsert(sa.DECISION_BY.value_set(", ".join(s.decided_by)))
         rb.set_state("rolling_back")
+        self.deadlines.start()
         specs = phase1_actions(self.policy)
         s.actions = [
             ActionRecord(id=a.id, step=a.step, name=a.name, command=a.command) for a in specs
@@ -159,6 +162,11 @@ class Procedure:
         self.concluded = True
         self.conclude()
         self.post_report()
+
+    def _over(self) -> bool:
+        """The procedure ran to its end and every Phase 1 action is settled: what the plan's
+        clocks still wait for will not happen."""
+        return self.concluded and self.settled
 
     async def settle(self) -> None:
         """Wait for every Phase 1 action to be confirmed, refused or given up (its `retry_for`
@@ -454,6 +462,14 @@ class Procedure:
             instants=dict(s.instants),
             timeline=list(s.timeline) if timeline else [],
             response_times=self.response_times(final=False),
+            decided_by_names=[
+                self.policy.people[p].name if p in self.policy.people else "the system"
+                for p in s.decided_by
+            ],
+            user_effect=self.policy.triggers[trigger].user_effect if trigger else "",
+            evidence=dict(s.evidence),
+            figures_before=dict(s.figures_before),
+            steps=list(s.steps),
         )
 
     def _measure(

@@ -25,6 +25,9 @@ with workflow.unsafe.imports_passed_through():
         DecisionClosedInput,
         DecisionMessage,
         DecisionRequestInput,
+        DecisionUpdateInput,
+        EscalationInput,
+        ReadFiguresInput,
         ReadSplitInput,
     )
     from activities.procedure import RollbackActivities
@@ -34,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         COMMS_UPDATE,
         DECIDE_UPDATE,
         DECISION_SIGNAL,
+        ESCALATION_ACK_SIGNAL,
+        ESCALATION_ACK_UPDATE,
         RAISE_UPDATE,
         STATUS_QUERY,
         TRIGGER_SIGNAL,
@@ -41,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         CommsApprovalInput,
         DecisionInput,
         DecisionReply,
+        EscalationAck,
         RollbackInput,
         TriggerBatch,
         TriggerEvent,
@@ -64,7 +70,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.follow_ups import FollowUpsWorkflow
     from workflows.messenger import describe_failure
     from workflows.once import once
-    from workflows.people import role_holders
+    from workflows.people import people_refs, role_holders
     from workflows.procedure import Procedure
     from workflows.rollback_record import RollbackRecord
 
@@ -74,6 +80,8 @@ QUICK = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attemp
 HANDOVER_EVENTS = 2_000
 """A long watch continues as new past this many history events, well before Temporal suggests
 it (at 4 Ki events by default on the dev server, 10 Ki on a cluster)."""
+EVIDENCE = 20
+"""An alert's evidence kept in the status: its first 20 labels and values."""
 ROLLING = ("rolling_back", "stabilizing", "investigating")
 FINAL = ("rolled_back", "incomplete", "continued", "rejected", "failed")
 
@@ -97,6 +105,7 @@ class RollbackWorkflow:
         self.procedure = Procedure(rb, self.comms)
         self._inbox: list[Arrival] = []
         self._message: DecisionMessage | None = None
+        self._request: DecisionRequestInput | None = None
         self._split: tuple[datetime, int] | None = None
         self._watch_until: datetime | None = None
         self._accepted = inp.carried is not None
@@ -128,6 +137,7 @@ class RollbackWorkflow:
             )
         else:
             rb.record("handover", f"continued from the previous run ({carried.resume} watch)")
+            rb.escalations.resume()
         for event in inp.pending:
             self._arrive(event, None)
 
@@ -192,6 +202,25 @@ class RollbackWorkflow:
     def on_comms_approval(self, inp: CommsApprovalInput) -> None:
         self.comms.vote(inp)
         self._changed()
+
+    @workflow.update(name=ESCALATION_ACK_UPDATE)
+    def acknowledge_escalation(self, ack: EscalationAck) -> DecisionReply:
+        """Someone has it in hand: the escalation stops climbing (a person must hold a role
+        of the escalation path; PagerDuty's word, verified by the gateway, is taken)."""
+        return once(self.rb.replies, ack.request_id, lambda: self._acknowledge(ack))
+
+    @workflow.signal(name=ESCALATION_ACK_SIGNAL)
+    def on_escalation_ack(self, ack: EscalationAck) -> None:
+        once(self.rb.replies, ack.request_id, lambda: self._acknowledge(ack))
+
+    def _acknowledge(self, ack: EscalationAck) -> DecisionReply:
+        rb = self.rb
+        problem = rb.escalations.problem(ack)
+        if problem is not None:
+            rb.record("escalation_ack_refused", problem, by=ack.person or ack.who or ack.via)
+            return DecisionReply(accepted=False, message=problem, state=rb.status.state)
+        message = rb.escalations.acknowledge(ack)
+        return DecisionReply(accepted=True, message=message, state=rb.status.state)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> RollbackStatus:
@@ -267,7 +296,7 @@ class RollbackWorkflow:
                 self._close_decision(
                     "rollback approved"
                     if rb.status.mode == "manual" and not verdict.by_default
-                    else "no decision in time: default applied, rollback"
+                    else self._expired("rollback")
                     if verdict.by_default
                     else "superseded: rolling back automatically"
                 )
@@ -275,7 +304,7 @@ class RollbackWorkflow:
             if verdict is not None:
                 self._adopt_verdict(verdict)
                 self._close_decision(
-                    "no decision in time: default applied, the canary continues"
+                    self._expired("the canary continues")
                     if verdict.by_default
                     else "denied: canary continues"
                 )
@@ -303,6 +332,12 @@ class RollbackWorkflow:
             except TimeoutError:
                 rb.record("watch_ended", "no new trigger during the watch: canary continues")
                 return "continue"
+
+    def _expired(self, default: str) -> str:
+        """ "no decision by 19:26 UTC — default applied: rollback": nobody approved it."""
+        decision = self.window.current or self.window.last
+        by = f" by {decision.deadline:%H:%M} UTC" if decision is not None else " in time"
+        return f"no decision{by} — default applied: {default}"
 
     async def _wait_for_decision(self) -> None:
         decision = self.window.current
@@ -385,6 +420,7 @@ class RollbackWorkflow:
             self._answer(ticket, True, f"rollback of {rb.deployment} started by {by[4:]}")
         elif res.mode == "auto":
             self._decide_now(event, at, phase, "auto", ["system"])
+            self._tell_accountable(res, phase)
             self._answer(ticket, True, f"automatic rollback of {rb.deployment} started")
         elif not self.window.is_open:
             await self._open_decision(event, at, res)
@@ -415,6 +451,34 @@ class RollbackWorkflow:
         self.rb.record(
             "decision", f"{what}: {self.policy.triggers[event.trigger].name}", by=", ".join(by)
         )
+
+    def _tell_accountable(self, res: Resolution, phase: int | None) -> None:
+        """Where the system decides but the authority matrix names someone (the Engineering
+        Manager for a gate failure at 50 %), they are told, mentioned, and paged if the policy's
+        `escalation.page_accountable` says so."""
+        rb = self.rb
+        roles = sorted({r for s in res.accountable for r in s})
+        if not roles or not rb.ladder:
+            return
+        trigger = self.policy.triggers[res.trigger].name
+        at = f" at {phase}%" if phase is not None else ""
+        holders = role_holders(self.policy, roles)
+        names = describe_role_sets(self.policy, res.accountable)
+        rb.record("accountable", f"{names} told: accountable for the automatic rollback{at}")
+        rb.messenger.send(
+            "accountable notice",
+            RollbackActivities.tell_accountable,
+            EscalationInput(
+                ctx=rb.ctx("Accountable"),
+                reason=f"automatic rollback of {rb.deployment}: {trigger}{at}; the plan makes "
+                f"{names} accountable",
+                holders=holders,
+            ),
+        )
+        for role in roles:
+            rb.escalations.page_accountable(
+                f"accountable:{role}", f"automatic rollback of {rb.deployment}: {trigger}{at}", role
+            )
 
     def _adopt_verdict(self, verdict: Verdict) -> None:
         s = self.rb.status
@@ -449,6 +513,7 @@ class RollbackWorkflow:
             default_action=res.default_action,
             can_investigate=decision.extend_until is not None,
         )
+        self._request = request
         try:
             self._message = await workflow.execute_activity_method(
                 RollbackActivities.request_decision,
@@ -481,6 +546,7 @@ class RollbackWorkflow:
                 message=message,
                 outcome=outcome,
                 decided_by=rb.status.decided_by,
+                deciders=people_refs(self.policy, rb.status.decided_by),
                 at=workflow.now(),
             ),
         )
@@ -496,10 +562,24 @@ class RollbackWorkflow:
         for note in vote.notes:
             rb.record(*note)
         self._changed()
+        if any(note[0] == "investigating" for note in vote.notes):
+            self._show_deadline(vote.message)
         message = vote.message
         if not vote.accepted and self.window.current is None and self.window.last is None:
             message = f"no decision is open for {rb.deployment} (state: {rb.status.state})"
         return DecisionReply(accepted=vote.accepted, message=message, state=rb.status.state)
+
+    def _show_deadline(self, note: str) -> None:
+        """An extension moves the deadline: the channel's decision message says so."""
+        decision, request, message = self.window.current, self._request, self._message
+        if not self.rb.ladder or decision is None or request is None:
+            return
+        self._request = request = request.model_copy(update={"deadline": decision.deadline})
+        self.rb.messenger.send(
+            "decision message update",
+            RollbackActivities.update_decision,
+            DecisionUpdateInput(request=request, message=message, note=note),
+        )
 
     def _watch(self) -> None:
         s = self.rb.status
@@ -540,11 +620,28 @@ class RollbackWorkflow:
 
     def _adopt_trigger(self, event: TriggerEvent, at: datetime, phase: int | None) -> None:
         s = self.rb.status
+        first = s.trigger is None
         s.trigger, s.phase, s.reason = event.trigger, phase, event.reason
+        s.evidence = {k[:64]: str(v)[:200] for k, v in list(event.evidence.items())[:EVIDENCE]}
+        if first and self.rb.ladder:
+            self.rb.messenger.spawn(self._figures_before())
         s.instants["trigger"] = at
         self.rb.upsert(sa.TRIGGER.value_set(event.trigger))
         if phase is not None:
             self.rb.upsert(sa.CANARY_PHASE.value_set(phase))
+
+    async def _figures_before(self) -> None:
+        """Every metric as the trigger found it (beside the emergency stop, never before it):
+        the "before" of the stakeholder messages."""
+        read = await self.rb.messenger.call(
+            "reading of the figures at the trigger",
+            RollbackActivities.read_figures,
+            ReadFiguresInput(deployment=self.rb.deployment),
+            deadline=timedelta(seconds=30),
+        )
+        if read is not None:
+            self.rb.status.figures_before = read.values
+            self.rb.details()
 
     def _changed(self) -> None:
         s = self.rb.status
@@ -686,6 +783,7 @@ class RollbackWorkflow:
         await self.procedure.settle()
         if self._handover is None and s.state not in FINAL:
             rb.set_state("rolled_back" if s.outcome == "rolled back" else "incomplete")
+        await rb.escalations.close(resolve=self._handover is None)
         while True:
             await rb.messenger.drain()
             await workflow.wait_condition(workflow.all_handlers_finished)

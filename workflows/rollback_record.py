@@ -1,5 +1,6 @@
 """The rollback as it stands, shared by its parts (the decision, the procedure, the watch): its
-status, the bounded timeline, the messenger, the view, and escalation once per reason.
+status, the bounded timeline, the messenger, the view, and escalation once per reason (each a
+climb along the escalation path, workflows/escalation.py).
 
 All of it is one serializable status (`runbook.status.RollbackStatus`) plus a few bounded sets,
 so a run that continues as new hands everything over in its input.
@@ -14,13 +15,13 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import EscalationInput, StepContext
+    from activities.models import StepContext
     from activities.procedure import RollbackActivities
     from contract.rollback import DecisionReply, RollbackInput, TriggerReply
     from runbook.status import RollbackState, RollbackStatus, TimelineEntry
     from workflows import search_attributes as sa
+    from workflows.escalation import Escalations
     from workflows.messenger import Messenger
-    from workflows.people import role_holders
     from workflows.rollback_view import RollbackView
 
 TIMELINE_HEAD = 40
@@ -28,6 +29,9 @@ TIMELINE_TAIL = 160
 """The status keeps the first and the latest entries; the history keeps them all."""
 REMEMBERED_DELIVERIES = 1_000
 REMEMBERED_REPLIES = 200
+LADDER_PATCH = "escalation-ladder"
+"""Rollbacks started before the escalation ladder and the plan's clocks (phase budgets,
+response targets) keep their one-message escalations when they replay."""
 
 
 class RollbackRecord:
@@ -66,6 +70,7 @@ class RollbackRecord:
         self.view = RollbackView(inp.options.ui_metadata)
         self._dirty = False
         self.messenger = Messenger(lambda kind, message: self.record(kind, message), self.view.ui)
+        self.escalations = Escalations(self)
 
     # --- the timeline ---------------------------------------------------------------------
 
@@ -126,18 +131,19 @@ class RollbackRecord:
         known = self.policy.people.get(person)
         return f"{known.name} ({person})" if known else person
 
+    @property
+    def ladder(self) -> bool:
+        """Whether this rollback climbs the escalation path and watches the plan's clocks."""
+        return workflow.patched(LADDER_PATCH)
+
     def escalate(self, key: str, reason: str) -> None:
-        """Tell the escalation path, once per reason (`key`) and rollback."""
+        """Escalate once per reason (`key`) and rollback: the climb along `escalation_path`
+        (workflows/escalation.py)."""
         if key in self.escalated:
             return
         self.escalated.add(key)
         self.record("escalation", reason)
-        inp = EscalationInput(
-            ctx=self.ctx("Escalation"),
-            reason=reason,
-            holders=role_holders(self.policy, self.policy.escalation_path),
-        )
-        self.messenger.send("escalation", RollbackActivities.escalate, inp)
+        self.escalations.open(key, reason)
 
     def progress(self, text: str) -> None:
         from activities.models import ProgressInput

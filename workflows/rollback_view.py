@@ -78,6 +78,16 @@ def markdown(s: RollbackStatus, policy: Policy) -> str:
             f"  - {ACTION_MARKS[action.state]} `{action.command}` {action.state}"
             f"{': ' + action.detail if action.detail else ''}{error}"
         )
+    for esc in s.escalations[-10:]:
+        state = (
+            f"acknowledged by {esc.acked_by} ({esc.acked_via})"
+            if esc.acked_at
+            else "resolved"
+            if esc.resolved_at
+            else f"open, at {policy.role_name(esc.told[-1]) if esc.told else 'nobody'}"
+        )
+        paged = f", paged {', '.join(esc.paged)}" if esc.paged else ""
+        lines.append(f"**Escalation** `{esc.key}`: {state}{paged}")
     for step in s.steps:
         late = " (late)" if step.late else ""
         lines.append(f"- {STEP_MARKS[step.outcome]} {step.name}{late} {step.summary}".rstrip())

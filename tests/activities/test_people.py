@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
+import pytest
+from pydantic import ValidationError
+
+from activities import audience_facts
 from activities.models import (
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
     EscalationInput,
     FollowUpNoticeInput,
+    IncidentSummary,
     ProgressInput,
     RecoveryPlanInput,
     RootCauseInput,
@@ -18,6 +24,8 @@ from activities.models import (
 from activities.notify import ConsoleNotifier
 from activities.procedure import RollbackActivities
 from runbook.policy import Policy
+from runbook.status import StepRecord
+from runbook.wording import FACTS, render
 from simulator import SimulatorServer
 from tests.activities.helpers import ctx, deploy, holders, incident
 
@@ -51,7 +59,7 @@ async def test_stakeholders_are_told_from_measured_impact(
     assert "Customer Comms: held" in result.summary
     held = by_id["customer_comms"]
     assert held.held_for_approval and not held.sent
-    assert inp.incident.deployment in held.wording  # the wording its approvers will read
+    assert held.wording.startswith("Between ")  # the wording its approvers will read
 
 
 async def test_without_impact_leadership_and_customers_are_not_told(
@@ -114,8 +122,104 @@ async def test_recovery_plan_is_markdown_with_owners(
         assert heading in md
     assert "1. **critical** (errors): treatment error rate 40× control" in md
     assert "- Sprint DRI: Ann, Bob" in md and "Owner: Ann (Sprint DRI)" in md
-    assert notifier.texts() == [md]
     assert result.summary.startswith("recovery plan with ")
+    # The channel gets Slack's mrkdwn, not GitHub Markdown.
+    [posted] = notifier.texts()
+    assert posted.startswith(f"Recovery plan: {deployment}\n")
+    assert "**" not in posted and "- [ ]" not in posted
+    assert not any(line.lstrip().startswith("#") for line in posted.splitlines())
+    assert "*Issues by severity*" in posted and "1. *critical* (errors)" in posted
+    assert "☐ Detailed RCA with timeline, within 24 hours of the rollback" in posted
+
+
+def audience_incident(deployment: str) -> IncidentSummary:
+    at = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    return incident(
+        deployment,
+        instants={
+            "trigger": at,
+            "decision": at,
+            "traffic_reverted": at + timedelta(seconds=0.09),
+        },
+        started_at=at,
+        decided_by_names=["the system"],
+        user_effect="some searches failed with an error",
+        figures_before={"error_rate": 0.052, "p99_latency_seconds": 0.41},
+        evidence={"value": "0.052"},
+        steps=[
+            StepRecord(
+                id="emergency_stop",
+                name="Step 1: Emergency Stop",
+                budget_seconds=10,
+                started_at=at,
+                ended_at=at + timedelta(seconds=0.09),
+                outcome="ok",
+            )
+        ],
+    )
+
+
+async def test_each_audience_hears_its_own_message(
+    acts: RollbackActivities, simulator: SimulatorServer, notifier: ConsoleNotifier, policy: Policy
+) -> None:
+    deployment = await deploy(
+        simulator, 25, treatment_error_rate=0.05, treatment_sla_recall_at_50=0.9
+    )
+    inp = StakeholderNotificationInput(
+        ctx=ctx(deployment),
+        notifications=policy.notifications,
+        incident=audience_incident(deployment),
+    )
+    result = await acts.stakeholder_notification(inp)
+    sent = {m.channel: m.text for m in notifier.sent}
+
+    engineering = sent["#sprint-1-channel"]
+    assert engineering.startswith(f"*Rollback of {deployment}* (Trigger 1: Critical Error Rate")
+    assert "traffic reverted 0.09 s after the trigger" in engineering
+    assert "• error_rate: 0.052 → " in engineering  # before (at the trigger) → now
+    assert "• p99_latency_seconds: 0.41 → " in engineering
+    assert "✅ Step 1: Emergency Stop: 0.09 s of 10s" in engineering
+    assert "Temporal Web UI>" in engineering and f"`rollback report -d {deployment}`" in engineering
+
+    product = sent["#search-product"]
+    assert "Affected: 1.250% of all queries, for 0.09 s (10:00 to 10:00 UTC)" in product
+    assert "What users saw: some searches failed with an error." in product
+    assert "error_rate" not in product and "Figures" not in product
+
+    leadership = sent["#eng-leadership"]
+    assert len(leadership.splitlines()) == 3, leadership
+    assert "the 25% canary was rolled back after Trigger 1: Critical Error Rate" in leadership
+
+    [held] = [a for a in result.audiences if a.audience == "customer_comms"]
+    assert held.held_for_approval
+    wording = held.wording
+    assert wording.startswith("Between 10:00 and 10:00 UTC, some searches failed with an error.")
+    for metric_talk in ("error_rate", "p99", "0.0", "%", "Trigger", "canary"):
+        assert metric_talk not in wording, (metric_talk, wording)
+
+
+def test_every_fact_of_the_wording_is_computed(policy: Policy) -> None:
+    told = audience_facts.facts(
+        audience_incident("search-a"),
+        figures_now=None,
+        impact="none",
+        sla="held",
+        affected_share=None,
+        workflow_url="http://ui/x",
+    )
+    assert set(told) == set(FACTS)
+    assert "unread (metrics unavailable)" in told["figures"]
+    for audience in policy.notifications.audiences:
+        assert audience.template is not None
+        rendered = render(audience.template, told)
+        assert "{" not in rendered and "}" not in rendered, rendered
+
+
+def test_a_template_naming_an_unknown_fact_is_refused(policy: Policy) -> None:
+    data = policy.model_dump(mode="json")
+    data["notifications"]["audiences"][0]["template"] = "Hello {deployment}, {mood}"
+    with pytest.raises(ValidationError, match=r"unknown fact\(s\) mood"):
+        Policy.model_validate(data)
 
 
 async def test_decision_and_escalation_messages_name_people_and_deadlines(
@@ -176,7 +280,7 @@ async def test_decision_and_escalation_messages_name_people_and_deadlines(
     assert "Deadline: 16:20:00 UTC; if nobody decides by then, the rollback starts" in request
     assert outcome == "Decision for search-a: rollback approved (by ann, 16:19:00 UTC)"
     assert "Step 1: Emergency Stop missed its budget" in escalation
-    assert "Escalation path: SRE On-call: Pager; Sprint DRI: Ann, Bob" in escalation
+    assert "Told: SRE On-call: Pager; Sprint DRI: Ann, Bob" in escalation
     assert escalated.notified == ["pager", "ann", "bob"]
     assert progress == "[DRILL] Phase 1 started"
     assert "Immediate actions for search-a: is due" in notice and "- Team Debrief" in notice

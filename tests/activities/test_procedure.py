@@ -29,8 +29,12 @@ CALLED_BY_WORKFLOWS = {
     "recovery_planning",
     "request_decision",
     "close_decision",
+    "read_figures",
+    "update_decision",
+    "tell_accountable",
     "post_progress",
     "escalate",
+    "page",
     "check_baseline",
     "follow_up_notice",
 }

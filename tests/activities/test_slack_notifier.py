@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,15 +11,18 @@ from typing import Any
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from activities import mrkdwn
 from activities.models import (
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
+    DecisionUpdateInput,
     EscalationInput,
+    PersonRef,
 )
 from activities.notify import ConsoleNotifier
 from activities.procedure import RollbackActivities
-from activities.slack_messages import APPROVE, DENY, INVESTIGATING
+from activities.slack_messages import APPROVE, DENY, ESCALATION_ACK, INVESTIGATING, SlackMessage
 from activities.slack_notifier import SlackNotifier, notifier_from_settings
 from config.settings import Settings
 from tests.activities.helpers import ctx, holders
@@ -250,3 +254,117 @@ async def test_the_factory_picks_slack_when_a_bot_token_is_set(slack: SlackServe
         assert isinstance(acts.notifier, ConsoleNotifier)
     finally:
         await acts.aclose()
+
+
+# --- issue 11: Slack done the Slack way -------------------------------------------------------
+
+
+async def test_the_deciders_are_mentioned_with_their_names(
+    slack: SlackServer, notifier: SlackNotifier
+) -> None:
+    message = await notifier.request_decision(request(), key="k-request")
+    decided = closed(message).model_copy(
+        update={"deciders": [PersonRef(id="ann", name="Ann Lee", slack_user_id="UANN")]}
+    )
+    await notifier.close_decision(decided, key="k-close")
+    [update] = slack.standin.method_calls("chat.update")
+    assert "Decided by <@UANN> Ann Lee at" in str(update["blocks"])
+    assert "by Ann Lee, 16:19:00 UTC" in update["text"]
+
+
+async def test_an_expired_window_says_nobody_decided(
+    slack: SlackServer, notifier: SlackNotifier
+) -> None:
+    message = await notifier.request_decision(request(), key="k-request")
+    expired = closed(message).model_copy(
+        update={
+            "outcome": "no decision by 16:20 UTC — default applied: rollback",
+            "decided_by": [],
+        }
+    )
+    await notifier.close_decision(expired, key="k-close")
+    [update] = slack.standin.method_calls("chat.update")
+    assert update["text"] == (
+        "Rollback decision for search-a: no decision by 16:20 UTC — default applied: rollback"
+    )
+    assert "approved" not in str(update["blocks"]) and "Closed at" in str(update["blocks"])
+
+
+async def test_an_extension_updates_the_channel_message_deadline(
+    slack: SlackServer, notifier: SlackNotifier
+) -> None:
+    message = await notifier.request_decision(request(), key="k-request")
+    later = request().model_copy(update={"deadline": DEADLINE + timedelta(minutes=10)})
+    note = "Ann: investigating: deadline now 16:30:00 UTC"
+    await notifier.update_decision(
+        DecisionUpdateInput(request=later, message=message, note=note), key="k-extend"
+    )
+    [update] = slack.standin.method_calls("chat.update")
+    assert (update["channel"], update["ts"]) == (CHANNEL_ID, message.ts)
+    assert "16:30:00 UTC" in update["text"] and note in update["text"]
+    assert [b["action_id"] for b in buttons(update)] == [APPROVE, DENY, INVESTIGATING]
+    assert len(posts(slack)) == 1
+
+
+async def test_a_climbing_escalation_carries_its_acknowledge_button(
+    slack: SlackServer, notifier: SlackNotifier
+) -> None:
+    staged = escalation().model_copy(
+        update={
+            "key": "budget:emergency_stop",
+            "stage_text": "not acknowledged within 5m: Engineering Manager now",
+            "holders": [holders("engineering_manager", "Engineering Manager", "em")],
+        }
+    )
+    await notifier.escalate(staged, key="k-staged")
+    [body] = posts(slack)
+    [ack] = buttons(body)
+    assert ack["action_id"] == ESCALATION_ACK
+    assert json.loads(ack["value"]) == {"deployment": "search-a", "key": "budget:emergency_stop"}
+    rendered = str(body["blocks"])
+    assert "Engineering Manager: <@UEM> Em" in rendered
+    assert "not acknowledged within 5m: Engineering Manager now" in rendered
+    assert "--escalation budget:emergency_stop" in rendered
+
+
+async def test_the_accountable_person_is_mentioned(
+    slack: SlackServer, notifier: SlackNotifier
+) -> None:
+    told = EscalationInput(
+        ctx=ctx("search-a"),
+        reason="automatic rollback of search-a: Trigger 4 at 50%; the plan makes Engineering "
+        "Manager accountable",
+        holders=[holders("engineering_manager", "Engineering Manager", "em")],
+    )
+    await notifier.tell_accountable(told, key="k-accountable")
+    [body] = posts(slack)
+    assert "Accountable: Engineering Manager: <@UEM> Em" in body["text"]
+
+
+async def test_a_long_document_is_split_within_slacks_limits(
+    slack: SlackServer, notifier: SlackNotifier
+) -> None:
+    markdown = "\n".join(
+        f"## Issue {i}\n\n- [ ] **fix** issue {i}: " + "word " * 150 for i in range(300)
+    )
+    text = mrkdwn.from_markdown(markdown)
+    await notifier.post_document(
+        CHANNEL, "Recovery plan: search-a " + "x" * 200, text, key="k-doc", more="`rollback report`"
+    )
+    [body] = posts(slack)  # the stand-in refuses anything past Slack's limits
+    blocks = body["blocks"]
+    assert len(blocks) == 50
+    assert blocks[0]["type"] == "header" and len(blocks[0]["text"]["text"]) <= 150
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+    assert "more section(s) left out: `rollback report`" in str(blocks[-1])
+    assert "**" not in str(blocks) and "- [ ]" not in str(blocks) and "##" not in str(blocks)
+    assert len(body["text"]) <= 3000
+
+
+async def test_the_standin_refuses_what_slack_would(
+    slack: SlackServer, notifier: SlackNotifier
+) -> None:
+    too_long = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
+    with pytest.raises(ApplicationError) as refused:
+        await notifier._post(CHANNEL, SlackMessage(text="t", blocks=too_long))
+    assert refused.value.non_retryable and "invalid_blocks" in refused.value.message

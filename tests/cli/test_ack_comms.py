@@ -12,7 +12,12 @@ from uuid import uuid4
 
 import pytest
 
-from activities.models import CommsApprovalRequestInput, FollowUpNoticeInput, StepContext
+from activities.models import (
+    CommsApprovalRequestInput,
+    EscalationInput,
+    FollowUpNoticeInput,
+    StepContext,
+)
 from activities.notify import ConsoleNotifier
 from cli.main import main
 from client import operations
@@ -61,6 +66,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
             "(audiences that need approval: customer_comms)",
         ),
         (["comms", "-d", "search-a", "--hold", "--as", "mallory"], "--as: 'mallory' is not"),
+        (["ack", "-d", "search-a", "--as", "sre-oncall"], "name a FOLLOW_UP or --escalation KEY"),
+        (
+            ["ack", "-d", "search-a", "first_hour", "-e", "all", "--as", "sre-oncall"],
+            "name a FOLLOW_UP or --escalation KEY (one of them)",
+        ),
     ],
 )
 def test_bad_input_is_exit_2_in_one_line(
@@ -120,6 +130,9 @@ async def test_the_console_messages_name_commands_that_parse(policy: Policy) -> 
             default="hold",
         )
     )
+    await console.escalate(
+        EscalationInput(ctx=ctx, reason="Step 3 failed", holders=[], key="failed:health_validation")
+    )
     [notice] = console.texts("follow_up_notice")
     [request] = console.texts("comms_approval_request")
     assert "Acknowledge: rollback ack -d search-a short_term_24h --as <id>" in notice
@@ -127,10 +140,10 @@ async def test_the_console_messages_name_commands_that_parse(policy: Policy) -> 
     assert "before 12:30:00 UTC; if nobody answers by then, it is held" in request
     commands = [
         line.split(": ", 1)[1].replace("<id>", "sprint-pm")
-        for line in (notice + "\n" + request).splitlines()
+        for line in (notice + "\n" + request + "\n" + console.texts("escalation")[0]).splitlines()
         if ": rollback " in line
     ]
-    assert len(commands) == 3  # ack, approve, hold
+    assert len(commands) == 4  # ack, approve, hold, acknowledge the escalation
     for command in commands:
         # Parsed and checked: each gets as far as connecting (exit 1, not a usage error).
         code = await asyncio.to_thread(_offline_main, command.split()[1:])
@@ -206,6 +219,7 @@ async def test_ack_after_the_rollback_closed_finds_the_follow_ups_by_visibility(
 @pytest.mark.timeout(60)
 async def test_ack_and_comms_on_a_running_rollback(live: Live, policy: Policy) -> None:
     live.standins.sla_breach = True  # the customer notification waits for its approval
+    live.standins.unhealthy = True  # Step 3 fails: an escalation to acknowledge
     deployment = f"search-{uuid4().hex[:8]}"
     await operations.send_trigger(
         live.client,
@@ -246,6 +260,16 @@ async def test_ack_and_comms_on_a_running_rollback(live: Live, policy: Policy) -
             await asyncio.sleep(0.1)
         assert status["comms"][0]["outcome"] == "approved"  # type: ignore[index]
         assert live.standins.count("send_audience") == 1
+
+        # The escalation of the failed Step 3: a role of the escalation path stops its climb.
+        key = "failed:health_validation"
+        code, out, _ = await live.cli("ack", "-d", deployment, "-e", key, "--as", "qa-dri")
+        assert code == 1 and out.startswith("rejected: ") and "escalation path" in out
+        code, out, err = await live.cli("ack", "-d", deployment, "-e", key, "--as", "sre-oncall")
+        assert code == 0, err
+        assert out.startswith(f"accepted: acknowledged {key} for {deployment}")
+        acked = (await live.status(deployment))["escalations"]
+        assert [e["acked_by"] for e in acked if e["key"] == key] == ["sre-oncall"]  # type: ignore[union-attr,index]
 
         # An unknown deployment is bad input: exit 2, as from every command.
         code, _, err = await live.cli(

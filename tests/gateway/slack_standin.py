@@ -69,6 +69,17 @@ class SlackStandIn:
                     status_code=failure.status,
                     headers=headers,
                 )
+            problems = message_problems(body) if method in MESSAGE_METHODS else []
+            if problems:
+                error = (
+                    "msg_too_long"
+                    if problems == ["text: over 40000 characters"]
+                    else (
+                        "no_text" if problems == ["neither text nor blocks"] else "invalid_blocks"
+                    )
+                )
+                self.calls.append(SlackCall(method, body, error))
+                return JSONResponse({"ok": False, "error": error, "errors": problems})
             self.calls.append(SlackCall(method, body))
             self.next_ts += 1
             channel = body.get("channel", "C0")
@@ -90,6 +101,58 @@ class SlackStandIn:
     def method_calls(self, method: str) -> list[dict[str, Any]]:
         """The bodies of the calls of `method` that succeeded (failed ones stay in `calls`)."""
         return [c.body for c in self.calls if c.method == method and c.error is None]
+
+
+MESSAGE_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
+BLOCK_TYPES = {"section", "header", "context", "actions", "divider", "rich_text", "image"}
+
+
+def message_problems(body: dict[str, Any]) -> list[str]:
+    """What Slack would refuse in a message, by its published limits: text ≤ 40,000
+    characters; ≤ 50 blocks; a section's text ≤ 3,000; a header's plain text ≤ 150; ≤ 10
+    context elements; ≤ 25 action elements; a button's text ≤ 75, value ≤ 2,000, action_id ≤
+    255."""
+    problems: list[str] = []
+    blocks = body.get("blocks")
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if not body.get("text") and not blocks:
+        return ["neither text nor blocks"]
+    if len(str(body.get("text") or "")) > 40_000:
+        problems.append("text: over 40000 characters")
+    blocks = blocks or []
+    if len(blocks) > 50:
+        problems.append(f"{len(blocks)} blocks: at most 50")
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind not in BLOCK_TYPES:
+            problems.append(f"block {i}: unknown type {kind!r}")
+        text = block.get("text") or {}
+        if kind == "section":
+            if not (text.get("text") or block.get("fields")):
+                problems.append(f"block {i}: section without text")
+            if len(text.get("text", "")) > 3000:
+                problems.append(f"block {i}: section text {len(text['text'])} > 3000")
+        if kind == "header":
+            if text.get("type") != "plain_text":
+                problems.append(f"block {i}: header text must be plain_text")
+            if len(text.get("text", "")) > 150:
+                problems.append(f"block {i}: header text {len(text['text'])} > 150")
+        if kind == "context" and len(block.get("elements", [])) > 10:
+            problems.append(f"block {i}: more than 10 context elements")
+        if kind == "actions":
+            elements = block.get("elements", [])
+            if len(elements) > 25:
+                problems.append(f"block {i}: more than 25 elements")
+            for element in elements:
+                if element.get("type") == "button":
+                    if len(element.get("text", {}).get("text", "")) > 75:
+                        problems.append(f"block {i}: button text over 75")
+                    if len(element.get("value", "")) > 2000:
+                        problems.append(f"block {i}: button value over 2000")
+                    if len(element.get("action_id", "")) > 255:
+                        problems.append(f"block {i}: action_id over 255")
+    return problems
 
 
 class SlackServer(ThreadedServer):

@@ -30,7 +30,7 @@ def gateway_url(local_env: WorkflowEnvironment, policy: Policy) -> Iterator[str]
 def test_openapi_fuzzed_without_a_server_error(gateway_url: str) -> None:
     schema = schemathesis.openapi.from_url(f"{gateway_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 6
     for operation in operations:
 
         @given(case=operation.as_strategy())

@@ -51,6 +51,7 @@ def buttons(message: slack_messages.SlackMessage) -> dict[str, str]:
 
 def test_action_ids_match_the_message_builders() -> None:
     assert slack_handler.FOLLOW_UP_ACK == slack_messages.FOLLOW_UP_ACK
+    assert slack_handler.ESCALATION_ACK == slack_messages.ESCALATION_ACK
     assert slack_handler.COMMS_ACTIONS == {
         slack_messages.COMMS_APPROVE: "approve",
         slack_messages.COMMS_HOLD: "deny",

@@ -1,10 +1,10 @@
 """Record the histories that `tests/histories/test_replay.py` replays.
 
-    .venv/bin/python -m tests.histories.record
+    .venv/bin/python -m tests.histories.record [SCENARIO …]
 
 Each scenario runs the real workflows on a real Temporal server (the dev server, or the
 time-skipping one for the week of follow-ups) with the activity stand-ins, to completion, and
-writes its history as JSON beside this file. Run it only when a *new* scenario is added: a
+writes its history as JSON beside this file. Run it only for a *new* scenario, naming it: a
 change that breaks an existing history must ship with `workflow.patched` (see the README's
 "Changing a workflow while rollbacks run"), never with a re-recorded file.
 """
@@ -23,7 +23,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from contract.follow_ups import ACK_UPDATE, FollowUpAck, FollowUpsInput
-from contract.rollback import COMMS_UPDATE, CommsApprovalInput, DecisionReply, RollbackOptions
+from contract.rollback import (
+    COMMS_UPDATE,
+    ESCALATION_ACK_UPDATE,
+    CommsApprovalInput,
+    DecisionReply,
+    EscalationAck,
+    RollbackOptions,
+)
 from runbook.loading import DEFAULT_POLICY, load_policy
 from runbook.policy import Policy
 from runbook.status import RollbackStatus
@@ -90,6 +97,28 @@ async def denied_then_new_run(r: Rig) -> WorkflowHandle[object, RollbackStatus]:
     return handle  # type: ignore[return-value]
 
 
+async def escalation_climb(r: Rig) -> WorkflowHandle[object, RollbackStatus]:
+    """Step 3 fails: the escalation pages the SRE on-call, climbs to the Engineering Manager,
+    who acknowledges; the end resolves the pages."""
+    r.standins.unhealthy = True
+    handle = await r.trigger("error_rate", source="alertmanager")
+    key = "failed:health_validation"
+    await r.until(lambda s: any(e.key == key and len(e.told) >= 2 for e in s.escalations))
+    reply = await handle.execute_update(
+        ESCALATION_ACK_UPDATE,
+        EscalationAck(key=key, person="eng-manager", via="cli", request_id="ack-esc-1"),
+        result_type=DecisionReply,
+    )
+    assert reply.accepted, reply.message
+    return handle  # type: ignore[return-value]
+
+
+PAGED = {
+    "escalation.ack_within": "1s",
+    "people.sre-oncall.pagerduty_routing_key": "R" * 32,
+    "people.eng-manager.pagerduty_routing_key": "E" * 32,
+}
+
 SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "automated": (automated, {}),
     "two_person": (two_person, {}),
@@ -97,11 +126,14 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "incomplete_step_2": (incomplete_step_2, {}),
     "comms_approval": (comms_approval, {}),
     "denied": (denied_then_new_run, {}),
+    "escalation_climb": (escalation_climb, PAGED),
 }
 
 
-async def record_rollbacks(env: WorkflowEnvironment, policy: Policy) -> None:
+async def record_rollbacks(env: WorkflowEnvironment, policy: Policy, names: list[str]) -> None:
     for name, (scenario, changes) in SCENARIOS.items():
+        if names and name not in names:
+            continue
         scenario_policy = edited(policy, {**SHORT, **changes})
         async with rig(env, scenario_policy, StandIns(treatment=25), ui_metadata=True) as r:
             handle = await scenario(r)
@@ -150,14 +182,19 @@ async def write(client: Client, name: str, workflow_id: str, first_run: str | No
     print(f"{path.relative_to(HERE.parent.parent)}: {len(history.events)} events")
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
+    unknown = set(names) - set(SCENARIOS) - {"follow_ups"}
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {sorted(unknown)}; known: {sorted(SCENARIOS)}")
     policy = load_policy(DEFAULT_POLICY)
     async with await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_cli(),
         search_attributes=search_attributes.ALL,
     ) as env:
-        await record_rollbacks(env, policy)
+        await record_rollbacks(env, policy, names)
+    if names and "follow_ups" not in names:
+        return
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
     ) as env:
@@ -165,6 +202,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
     sys.stdout.flush()
     os._exit(0)  # the Temporal runtime's threads can crash the interpreter's exit (sdk-python#300)

@@ -26,6 +26,7 @@ def test_every_scenario_is_recorded() -> None:
         "incomplete_step_2",
         "comms_approval",
         "follow_ups",
+        "escalation_climb",
     }
 
 

@@ -254,7 +254,7 @@ async def test_metrics_down_leaves_criteria_unreadable_and_stakeholders_still_to
         told = [
             m
             for m in rig.notifier.sent
-            if m.channel == "#sprint-1-channel" and "For Engineering Team" in m.text
+            if m.channel == "#sprint-1-channel" and m.text.startswith(f"*Rollback of {d}*")
         ]
 
     health = next(s for s in status.steps if s.id == "health_validation")

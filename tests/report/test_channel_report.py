@@ -23,7 +23,7 @@ def ctx(drill: bool = False) -> StepContext:
 def test_channel_text_is_compact_and_complete(policy: Policy) -> None:
     text = channel_text(build_report(two_person_rollback(policy), generated_at=NOW, policy=policy))
     lines = text.splitlines()
-    assert lines[0] == "📄 *Rollback report: search-b*: rolled back"
+    assert lines[0] == "📄 *Rollback report: search-b: rolled back*"
     assert "*Trigger:* Trigger 5: Quality Regression at 50% (10:00:00 UTC)" in text
     assert (
         "*Decision:* manual by QA DRI (qa-dri), Sprint DRI (Search) (dri-search) at 10:01:30 UTC, "
@@ -51,7 +51,7 @@ async def test_post_report_once_per_key_and_drill_marked(policy: Policy) -> None
     assert len(notifier.sent) == 1
     sent = notifier.sent[0]
     assert sent.channel == "#sprint-1-channel" and sent.kind == "post"
-    assert sent.text.startswith("[DRILL] 📄 *Rollback report: search-d (drill)*")
+    assert sent.text.startswith("[DRILL] 📄 Rollback report: search-d (drill): ")
     assert "❌ Automated rollback: trigger to traffic reversion: 75.0 s (target < 1m)" in sent.text
 
 

@@ -23,14 +23,19 @@ from activities.models import (
     DecisionClosedInput,
     DecisionMessage,
     DecisionRequestInput,
+    DecisionUpdateInput,
     DeepValidationInput,
     DeepValidationResult,
     EscalationInput,
     EscalationResult,
+    Figures,
     FollowUpNoticeInput,
     HealthValidationInput,
     HealthValidationResult,
+    PageInput,
+    PageResult,
     ProgressInput,
+    ReadFiguresInput,
     ReadSplitInput,
     RecoveryPlanInput,
     RecoveryPlanResult,
@@ -70,6 +75,7 @@ class StandIns:
     def activities(self) -> list[Any]:
         return [
             self.read_traffic_split,
+            self.read_figures,
             self.set_traffic_split,
             self.stop_service,
             self.set_config_value,
@@ -82,8 +88,11 @@ class StandIns:
             self.recovery_planning,
             self.request_decision,
             self.close_decision,
+            self.update_decision,
             self.post_progress,
             self.escalate,
+            self.tell_accountable,
+            self.page,
             self.check_baseline,
             self.follow_up_notice,
             self.send_audience,
@@ -232,6 +241,25 @@ class StandIns:
     async def escalate(self, inp: EscalationInput) -> EscalationResult:
         self.calls.append(("escalate", inp))
         return EscalationResult(notified=[])
+
+    @activity.defn(name="read_figures")
+    async def read_figures(self, inp: ReadFiguresInput) -> Figures:
+        self.calls.append(("read_figures", inp))
+        return Figures(values={"error_rate": 0.052, "p99_latency_seconds": 0.41})
+
+    @activity.defn(name="update_decision")
+    async def update_decision(self, inp: DecisionUpdateInput) -> None:
+        self.calls.append(("update_decision", inp))
+
+    @activity.defn(name="tell_accountable")
+    async def tell_accountable(self, inp: EscalationInput) -> None:
+        self.calls.append(("tell_accountable", inp))
+
+    @activity.defn(name="page")
+    async def page(self, inp: PageInput) -> PageResult:
+        """Pages everyone it is given (the real Pager is tested against the stand-in server)."""
+        self.calls.append(("page", inp))
+        return PageResult(paged=sorted(inp.routing_keys))
 
     @activity.defn(name="check_baseline")
     async def check_baseline(self, inp: BaselineCheckInput) -> BaselineCheckResult:

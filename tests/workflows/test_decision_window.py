@@ -85,7 +85,7 @@ def test_authority_is_checked_before_anything_else(policy: Policy) -> None:
     w = window(policy)
     qa = w.vote("qa-dri", "approve", "slack", T0, T0)
     assert not qa.accepted
-    assert qa.message == "QA DRI holds QA DRI; this decision needs Sprint DRI"
+    assert qa.message == "QA DRI may not decide: this decision needs Sprint DRI"
     stranger = w.vote("mallory", "approve", "slack", T0, T0)
     assert stranger.message == "'mallory' is not in the roster"
     assert w.current is not None and w.current.votes == {}

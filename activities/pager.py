@@ -29,10 +29,17 @@ REFUSED = "PagerDutyRefused"
 
 
 class Pager:
-    def __init__(self, http: httpx.AsyncClient, events_url: str | None, ui_url: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        events_url: str | None,
+        ui_url: str,
+        namespace: str = "default",
+    ) -> None:
         self.http = http
         self.events_url = events_url.rstrip("/") if events_url else None
         self.ui_url = ui_url.rstrip("/")
+        self.namespace = namespace
 
     async def send(self, inp: PageInput) -> PageResult:
         if self.events_url is None:
@@ -44,13 +51,24 @@ class Pager:
                 ],
             )
         paged, skipped = [], []
+        unavailable: ApplicationError | None = None
         for person, reference in sorted(inp.routing_keys.items()):
             key = resolve_key(reference)
             if key is None:
                 skipped.append(f"{person}: {reference} is not set in the worker's environment")
                 continue
-            await self._enqueue(self.event(inp, key))
+            try:
+                await self._enqueue(self.event(inp, key))
+            except ApplicationError as error:
+                if error.type == REFUSED:  # this key only: the others are still paged
+                    skipped.append(f"{person}: {error.message}")
+                    continue
+                unavailable = unavailable or error
+                continue
             paged.append(person)
+        if unavailable is not None:
+            # Retried whole: a repeat of an event PagerDuty took is one incident (dedup_key).
+            raise unavailable
         return PageResult(paged=paged, skipped=skipped)
 
     def event(self, inp: PageInput, routing_key: str) -> dict[str, Any]:
@@ -77,7 +95,7 @@ class Pager:
             }
             event["links"] = [
                 {
-                    "href": f"{self.ui_url}/namespaces/default/workflows/{workflow}",
+                    "href": f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow}",
                     "text": f"Rollback of {inp.ctx.deployment} in the Temporal Web UI",
                 }
             ]

@@ -72,11 +72,16 @@ async def sla_breach(reader: MetricsReader, incident: IncidentSummary, impact: I
 
 class Stakeholders:
     def __init__(
-        self, notifier: Notifier, reader: MetricsReader, ui_url: str = "http://127.0.0.1:8233"
+        self,
+        notifier: Notifier,
+        reader: MetricsReader,
+        ui_url: str = "http://127.0.0.1:8233",
+        namespace: str = "default",
     ) -> None:
         self.notifier = notifier
         self.reader = reader
         self.ui_url = ui_url.rstrip("/")
+        self.namespace = namespace
 
     async def notify(self, inp: StakeholderNotificationInput) -> StakeholderNotificationResult:
         impact = inp.notifications.impact
@@ -97,7 +102,7 @@ class Stakeholders:
             impact=_said(verdicts["business_impact"], "yes", "none"),
             sla=_said(verdicts["sla_breach"], "breached", "held"),
             affected_share=verdicts["business_impact"].share,
-            workflow_url=f"{self.ui_url}/namespaces/default/workflows/{workflow}",
+            workflow_url=f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow}",
         )
         results: list[AudienceResult] = []
         retry: Exception | None = None

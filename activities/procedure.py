@@ -18,6 +18,7 @@ from temporalio import activity
 
 from activities import checks, mrkdwn, recovery, report
 from activities.actions import Phase1Actions
+from activities.canary import CanaryReader
 from activities.drivers.build import build_drivers
 from activities.health import Health
 from activities.heartbeat import heartbeating
@@ -61,6 +62,7 @@ from activities.report import ReportInput, ReportResult
 from activities.slack_notifier import notifier_from_settings
 from activities.smoke import SmokeTests
 from activities.targets import Target
+from contract.watch import CanaryReading, CanaryReadingInput
 from runbook.loading import load_policy
 from runbook.policy import Metrics, Policy, Targets
 
@@ -110,7 +112,9 @@ class RollbackActivities:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
         )
         self.notifier: Notifier = notifier or notifier_from_settings(settings)
-        self.pager = Pager(self.http, settings.pagerduty_events_url, settings.ui_url)
+        self.pager = Pager(
+            self.http, settings.pagerduty_events_url, settings.ui_url, settings.temporal_namespace
+        )
 
         def target(name: str, url: str | None) -> Target:
             return Target(self.http, name, url or settings.target_url, settings.target_token)
@@ -138,7 +142,10 @@ class RollbackActivities:
         self.health = Health(
             self.reader, smoke, settings.health_poll_interval, margin=settings.http_timeout + 0.5
         )
-        self.stakeholders = Stakeholders(self.notifier, self.reader, settings.ui_url)
+        self.stakeholders = Stakeholders(
+            self.notifier, self.reader, settings.ui_url, settings.temporal_namespace
+        )
+        self.canary = CanaryReader(self.reader, self.lb)
         self.root_cause = RootCause(
             LogSource(target("logs", settings.logs_url), targets.logs),
             self.reader,
@@ -150,6 +157,7 @@ class RollbackActivities:
         return [
             self.read_traffic_split,
             self.read_figures,
+            self.read_canary,
             *self.actions.activities(),
             self.health_validation,
             self.deep_health_validation,
@@ -181,6 +189,11 @@ class RollbackActivities:
     @activity.defn(name="read_traffic_split")
     async def read_traffic_split(self, inp: ReadSplitInput) -> TrafficSplit:
         return await self.lb.read(inp.deployment)
+
+    @activity.defn(name="read_canary")
+    async def read_canary(self, inp: CanaryReadingInput) -> CanaryReading:
+        """One reading of the canary for its watch (never fails for a target that is down)."""
+        return await self.canary.read(inp)
 
     @activity.defn(name="read_figures")
     async def read_figures(self, inp: ReadFiguresInput) -> Figures:

@@ -1,10 +1,14 @@
 """The demo scenario, played against the embedded stack through the real webhook and CLI.
 
-Act 1: the treatment of `search-a` (25 % canary) starts failing; Alertmanager's webhook
-carries the error-rate alert to the gateway and the rollback is automatic.
-Act 2: nDCG@10 of `search-b` (50 % canary) regresses; the QA DRI raises a quality
-regression with `rollback trigger`, and the decision window needs the QA DRI *and* a sprint
-DRI, who both approve with `rollback decide`.
+Both deployments are under the engine's own canary watch, with the demo policy's short periods
+(policies/demo.yaml: error rate sustained 6 s instead of the plan's 2 minutes, read every second).
+
+Act 1: the treatment of `search-a` (25 % canary) starts failing; the watch sees the error rate
+over 0.5 % hold for its sustain period and raises Trigger 1: the rollback is automatic. The same
+alert from Alertmanager, arriving later through the gateway, joins it.
+Act 2: nDCG@10 of `search-b` (50 % canary) regresses; the watch raises a quality regression,
+and the decision window needs the QA DRI *and* a sprint DRI, who both approve with
+`rollback decide`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from temporalio.client import Client
 from cli.follow import SETTLED, follow, in_state
 from config.settings import Settings
 from contract.rollback import workflow_id
+from runbook.durations import format_duration
+from runbook.policy import Policy
 from runbook.status import RollbackStatus
 
 DEPLOYMENTS = {"search-a": 25, "search-b": 50}
@@ -31,6 +37,7 @@ class Demo:
     settings: Settings
     client: Client
     alerts_token: str
+    policy: Policy
     say: Callable[[str], None] = print
     failures: list[str] = field(default_factory=list)
     finals: dict[str, RollbackStatus] = field(default_factory=dict)
@@ -53,15 +60,30 @@ class Demo:
     # --- act 1: an automated rollback --------------------------------------------------
 
     async def act_1(self, http: httpx.AsyncClient) -> None:
-        self.say("\n━━ Act 1: search-a at 25 % starts failing; Alertmanager fires ━━")
+        self.say("\n━━ Act 1: search-a at 25 % starts failing; the canary watch sees it ━━")
+        self.say(
+            f"  DEMO POLICY ({self.policy.name}): {self.sustain('error_rate')}, read every "
+            f"{format_duration(self.policy.watch.interval)} — the plan's is 2 minutes, every 15 s"
+        )
         await self.inject(http, "search-a", {"treatment_error_rate": 0.052})
         figures = (await http.get(f"{self.target}/metrics/search-a")).json()
+        total, treatment = figures["total"], figures["treatment"]
         self.say(
-            f"  treatment error rate {figures['treatment']['error_rate']:.1%} "
-            f"(control {figures['control']['error_rate']:.2%}); plan threshold: > 1 % for 2 min"
+            f"  error rate {total['error_rate']:.2%} of all traffic (treatment "
+            f"{treatment['error_rate']:.1%}, control {figures['control']['error_rate']:.2%})"
         )
+        started, seen = await follow(
+            self.client,
+            "search-a",
+            lambda s: s.state not in ("triggered",) and bool(s.trigger),
+            within=ACT_TIMEOUT_SECONDS,
+            say=self.say,
+        )
+        self.say(f"  → the watch raised {started.trigger}: {started.reason}")
         alert = alertmanager_alert("search-a", "error_rate", "SearchTreatmentErrorRateHigh")
-        self.say(f"  POST {self.gateway}/alerts/alertmanager  (Alertmanager webhook, version 4)")
+        self.say(
+            f"  POST {self.gateway}/alerts/alertmanager  (the same alert from Alertmanager, later)"
+        )
         answer = await http.post(
             f"{self.gateway}/alerts/alertmanager",
             json=alert,
@@ -70,36 +92,33 @@ class Demo:
         if answer.status_code != 200:
             raise_failure(f"the gateway answered {answer.status_code}: {answer.text}")
         for result in answer.json()["results"]:
-            self.say(f"  → {result['status']}: {result['trigger']} to {result['workflow_id']}")
+            self.say(f"  → {result['status']}: {result['trigger']} joined {result['workflow_id']}")
         final, _ = await follow(
             self.client,
             "search-a",
             in_state(SETTLED),
             within=ACT_TIMEOUT_SECONDS,
             say=self.say,
+            seen=seen,
         )
         self.finals["search-a"] = final
+
+    def sustain(self, trigger: str) -> str:
+        t = self.policy.triggers[trigger]
+        return (
+            f"{t.name}: {t.metric} {t.comparison} {t.threshold:g} held {format_duration(t.sustain)}"
+        )
 
     # --- act 2: a manual decision, two people ------------------------------------------
 
     async def act_2(self, http: httpx.AsyncClient) -> None:
-        self.say("\n━━ Act 2: search-b at 50 % loses ranking quality; the QA DRI raises it ━━")
+        self.say("\n━━ Act 2: search-b at 50 % loses ranking quality; the canary watch sees it ━━")
         await self.inject(http, "search-b", {"treatment_ndcg_at_10": 0.41})
         figures = (await http.get(f"{self.target}/metrics/search-b")).json()
+        rule = self.sustain("quality_regression")
         self.say(
             f"  treatment nDCG@10 {figures['treatment']['ndcg_at_10']:.3f} "
-            f"(control {figures['control']['ndcg_at_10']:.3f})"
-        )
-        self.cli(
-            "trigger",
-            "-d",
-            "search-b",
-            "-t",
-            "quality_regression",
-            "-r",
-            "nDCG@10 down 22 % on treatment",
-            "--as",
-            "qa-dri",
+            f"(control {figures['control']['ndcg_at_10']:.3f}); {rule}"
         )
         opened, seen = await follow(
             self.client,
@@ -132,6 +151,13 @@ class Demo:
 
     async def verify(self) -> None:
         a, b = self.finals.get("search-a"), self.finals.get("search-b")
+        for name, final in self.finals.items():
+            first = next((e for e in final.timeline if e.kind == "trigger"), None)
+            self.check(
+                first is not None and first.by == "watch",
+                f"{name}: the first trigger came from {first.by if first else 'nobody'}, "
+                "not the canary watch",
+            )
         self.check(a is not None and a.mode == "auto", "search-a: the rollback was not automatic")
         self.check(
             b is not None and {"qa-dri", "dri-search"} <= set(b.decided_by),

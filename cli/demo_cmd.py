@@ -16,9 +16,17 @@ from cli.rollback_cmds import response_table, timeline_table
 from cli.stack import Stack
 from cli.temporal import client_for
 from config.settings import Settings, load_settings
+from runbook.loading import DEFAULT_POLICY, load_policy
+from runbook.policy import Policy
 
 # Step 4 watches the system for 30 s; the demo watches for 4.5 s (the simulator averages over 2 s).
-DEMO_ENV = {"ROLLBACK_OBSERVE_SCALE": "0.15", "ROLLBACK_HEALTH_POLL_INTERVAL": "0.5"}
+# The demo policy's short sustain periods let the canary watch detect a fault in seconds.
+DEMO_POLICY = DEFAULT_POLICY.parent / "demo.yaml"
+DEMO_ENV = {
+    "ROLLBACK_OBSERVE_SCALE": "0.15",
+    "ROLLBACK_HEALTH_POLL_INTERVAL": "0.5",
+    "ROLLBACK_POLICY": str(DEMO_POLICY),
+}
 
 
 def demo(
@@ -28,7 +36,8 @@ def demo(
 ) -> None:
     """Play the demo scenario on the embedded stack, then stay up until Ctrl-C.
 
-    An automated rollback from an Alertmanager alert, then a two-person decision in the CLI.
+    The canary watch detects a failing treatment (the demo policy's short sustain periods) and
+    the rollback is automatic; then it detects a quality regression, decided by two people.
 
     Its state is fresh every time (ROLLBACK_HOME/demo/).
 
@@ -38,12 +47,16 @@ def demo(
     home = settings.home / "demo"
     shutil.rmtree(home, ignore_errors=True)
     extra = {k: v for k, v in DEMO_ENV.items() if k not in os.environ}
+    # The story needs the demo policy's short periods, whatever ROLLBACK_POLICY says: every
+    # part (the watches included) runs on it, and the screen names it.
+    extra["ROLLBACK_POLICY"] = str(DEMO_POLICY)
     stack = Stack(settings, home, dict(DEPLOYMENTS), extra_env=extra)
-    typer.echo(f"Starting the embedded stack (state in {home}/):")
+    typer.echo(f"Starting the embedded stack (state in {home}/, policy {DEMO_POLICY.name}):")
     with stack:
         token = stack.child_env()["ROLLBACK_ALERTS_TOKEN"]
+        policy = load_policy(DEMO_POLICY)
         try:
-            failures = asyncio.run(_play(settings, token))
+            failures = asyncio.run(_play(settings, token, policy))
         except DemoFailed as error:
             failures = [str(error)]
         stack.check()
@@ -59,9 +72,9 @@ def demo(
             typer.echo("\nStopping…")
 
 
-async def _play(settings: Settings, token: str) -> list[str]:
+async def _play(settings: Settings, token: str, policy: Policy) -> list[str]:
     client = await client_for(settings)
-    scenario = Demo(settings, client, token, say=typer.echo)
+    scenario = Demo(settings, client, token, policy, say=typer.echo)
     failures = await scenario.play()
     for final in scenario.finals.values():
         console.rule(f"{final.deployment}: {final.state}, decided by {', '.join(final.decided_by)}")

@@ -10,6 +10,17 @@ import typer
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from cli.drill_detect import (
+    Detection,
+    detectable,
+    drill_watch,
+    fault_for,
+    injected,
+    judge,
+    last_run_id,
+    wait_for_new_rollback,
+    wait_until_judged,
+)
 from cli.errors import Failure, UserError
 from cli.follow import SETTLED, follow
 from cli.output import Format, console, print_json
@@ -21,6 +32,7 @@ from config.settings import Settings, load_settings
 from contract.rollback import DecisionInput, RollbackOptions, TriggerEvent, workflow_id
 from runbook.policy import Policy
 from runbook.status import RollbackStatus
+from runbook.watching import Condition
 
 
 def drill(
@@ -50,12 +62,22 @@ def drill(
             "other failed checks are reported",
         ),
     ] = True,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect",
+            help="rehearse detection too: inject the trigger's fault into the simulator and let "
+            "a drill canary watch raise it after its sustain period",
+        ),
+    ] = False,
     format: Annotated[Format, typer.Option("--format", help="text or JSON")] = Format.text,
 ) -> None:
     """Rehearse a rollback, marked as a drill, and judge it against the plan's targets.
 
     Runs against the simulator or a staging target (ROLLBACK_TARGET_URL). Exit 0 when every
-    target was met, 1 when one was missed or a step failed.
+    target was met, 1 when one was missed or a step failed. With --detect (simulator only), the
+    trigger is not sent: its fault is injected and the canary watch must detect it within one
+    interval of its sustain period.
 
     Example: rollback drill -d search-b -t quality_regression --approve-as qa-dri
     --approve-as dri-search
@@ -68,6 +90,7 @@ def drill(
             f"--trigger: unknown trigger {trigger!r} (known: {', '.join(policy.triggers)})"
         )
     person = check_person(policy, as_user) if as_user else None
+    condition = detectable(policy, trigger) if detect else None
     approvers = [check_person(policy, p) for p in approve_as or []]
     say: Callable[[str], None] = (lambda _line: None) if format is Format.json else typer.echo
     from activities.preflight import run_preflight  # the activities' clients: only when needed
@@ -95,11 +118,14 @@ def drill(
             raise typer.Exit(1)
         raise Failure(f"drill not started: a target is out of reach ({names})")
     if format is Format.text:
-        typer.echo(f"Drill: {trigger} on {deployment}, against {settings.target_url}")
-    final = asyncio.run(
-        _drill(settings, policy, deployment, trigger, person, approvers, within, say)
+        how = " (detected by the canary watch)" if detect else ""
+        typer.echo(f"Drill: {trigger} on {deployment}{how}, against {settings.target_url}")
+    final, detection = asyncio.run(
+        _drill(settings, policy, deployment, trigger, person, approvers, within, say, condition)
     )
     verdict = drill_failures(final)
+    if detection is not None and not detection.passed:
+        verdict.insert(0, f"detection: {detection.verdict}")
     if format is Format.json:
         print_json(
             {
@@ -112,9 +138,12 @@ def drill(
                 "intervals": final.intervals,
                 "steps": [s.model_dump(mode="json") for s in final.steps],
                 "preflight": [c.model_dump(mode="json") for c in checks],
+                "detection": detection.model_dump(mode="json") if detection else None,
             }
         )
     else:
+        if detection is not None:
+            typer.echo(f"Detection: {detection.verdict}")
         console.print(response_table(final))
         typer.echo("Drill passed." if not verdict else "Drill failed: " + "; ".join(verdict))
     if verdict:
@@ -150,24 +179,64 @@ async def _drill(
     approvers: list[str],
     within: float,
     say: Callable[[str], None],
-) -> RollbackStatus:
+    condition: Condition | None = None,
+) -> tuple[RollbackStatus, Detection | None]:
     client = await client_for(settings)
     await _refuse_if_running(client, deployment)
-    event = TriggerEvent(trigger=trigger, reason="drill", source="drill", raised_by=person)
-    await operations.send_trigger(
-        client,
-        task_queue=settings.task_queue,
-        policy=policy,
-        deployment=deployment,
-        event=event,
-        options=RollbackOptions(ui_metadata=settings.ui_metadata, drill=True),
+    detection = None
+    if condition is None:
+        event = TriggerEvent(trigger=trigger, reason="drill", source="drill", raised_by=person)
+        await operations.send_trigger(
+            client,
+            task_queue=settings.task_queue,
+            policy=policy,
+            deployment=deployment,
+            event=event,
+            options=RollbackOptions(ui_metadata=settings.ui_metadata, drill=True),
+        )
+        return await _drive(client, deployment, approvers, within, say), None
+    detection = Detection(
+        condition=condition.id,
+        fault=fault_for(condition),
+        sustain_seconds=condition.sustain.total_seconds(),
+        interval_seconds=policy.watch.interval.total_seconds(),
     )
+    before = await last_run_id(client, deployment)
+    async with drill_watch(client, settings, policy, deployment, say):
+        await wait_until_judged(client, deployment, condition.id, within)
+        async with injected(settings, deployment, detection.fault, say) as at:
+            say(
+                f"  fault injected: {detection.fault}; the watch judges every "
+                f"{detection.interval_seconds:g} s, sustain {detection.sustain_seconds:g} s"
+            )
+            await wait_for_new_rollback(client, deployment, before, within)
+            status, seen = await follow(
+                client, deployment, lambda s: "trigger" in s.instants, within=within, say=say
+            )
+            detection.detected_seconds = (status.instants["trigger"] - at).total_seconds()
+            # The watch's evidence names its condition; an alert's does not.
+            watched = {"condition", "breaching_since"} <= status.evidence.keys()
+            detection.source = "watch" if watched else "an alert or a person"
+            final = await _drive(client, deployment, approvers, within, say, seen)
+    return final, judge(detection)
+
+
+async def _drive(
+    client: Client,
+    deployment: str,
+    approvers: list[str],
+    within: float,
+    say: Callable[[str], None],
+    seen: int = 0,
+) -> RollbackStatus:
+    """Follow the drill rollback, approving its window as the drill says, to its end."""
     status, seen = await follow(
         client,
         deployment,
         lambda s: s.decision is not None or s.state in SETTLED,
         within=within,
         say=say,
+        seen=seen,
     )
     if status.decision is not None and approvers:
         for who in approvers:

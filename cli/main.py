@@ -20,6 +20,7 @@ from cli import (
     rules_cmd,
     simulate_cmd,
     up_cmd,
+    watch_cmd,
     worker_cmd,
 )
 from cli.errors import Failure, UserError
@@ -36,6 +37,7 @@ app.command()(demo_cmd.demo)
 app.command()(drill_cmd.drill)
 app.command()(preflight_cmd.preflight)
 app.add_typer(policy_cmd.app, name="policy")
+app.add_typer(watch_cmd.app, name="watch")
 app.command()(rollback_cmds.trigger)
 app.command()(rollback_cmds.decide)
 app.command()(rollback_cmds.status)

@@ -248,9 +248,27 @@ def render_watch(w: WatchStatus) -> None:
             f"Sprint DRI can: rollback trigger -d {w.deployment} -t operational_anomaly "
             '-r "<reason>" --as <id>'
         )
+    ended = f"; ended ({w.ended})" if w.ended else ""
+    at = f", canary at {w.treatment}%" if w.treatment is not None else ""
     console.print(
-        f"Canary watch of {w.deployment}: {mode}; {w.past_blind_spots} earlier blind spot(s)"
+        f"Canary watch of {w.deployment}: {mode}{ended}; {w.readings} reading(s){at}; "
+        f"{w.past_blind_spots} earlier blind spot(s)"
     )
+    if w.conditions:
+        table = Table("condition", "now", "state", "sustained", box=None)
+        for c in w.conditions:
+            now = f"{c.value:.4g}" if c.value is not None else "—"
+            shown = "" if c.raises else " (shown only)"
+            table.add_row(
+                f"{c.name}: {c.condition}{shown}",
+                now,
+                c.state,
+                f"{c.sustained_seconds:.0f} s of {c.sustain_seconds:.0f} s",
+            )
+        console.print(table)
+    for r in w.raised[-5:]:
+        sent = "" if r.sent else " (the rollback could not be reached: raised again)"
+        console.print(f"  raised {r.trigger} at {r.at:%H:%M:%S} UTC: {r.reason}{sent}")
 
 
 async def _list(client: Client) -> list[dict[str, object]]:

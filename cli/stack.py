@@ -269,10 +269,29 @@ class Stack:
         try:
             for part in planned:
                 self._start(part)
+            if self.simulator and self.deployments:
+                self._watch(sorted(self.deployments))
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _watch(self, deployments: list[str]) -> None:
+        """The canary watch of each simulated deployment (`rollback watch -d A -d B …`)."""
+        names = [arg for name in deployments for arg in ("-d", name)]
+        done = subprocess.run(
+            self._rollback("watch", *names, "--format", "json"),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60 + len(deployments),
+        )
+        if done.returncode != 0:
+            raise Failure(f"`rollback watch {' '.join(names)}` failed: {done.stderr.strip()}")
+        shown = ", ".join(deployments[:6]) + (
+            f" and {len(deployments) - 6} more" if len(deployments) > 6 else ""
+        )
+        self.say(f"  {'watch':<10} {shown} (rollback status -d NAME)")
 
     def child_env(self) -> dict[str, str]:
         """What every child must agree on: the alerts token (made once, kept in the home)."""

@@ -17,6 +17,7 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contract.follow_ups import ACK_UPDATE, FollowUpAck, follow_ups_id
@@ -42,6 +43,8 @@ from contract.rollback import (
 )
 from contract.watch import (
     BLIND_SPOT_SIGNAL,
+    EVALUATE_SIGNAL,
+    STOP_SIGNAL,
     WATCH_STATUS_QUERY,
     WATCH_WORKFLOW,
     BlindSpotEvent,
@@ -151,6 +154,42 @@ async def send_blind_spots(
     )
     for event in events[1:]:
         await started.signal(BLIND_SPOT_SIGNAL, event, rpc_timeout=rpc_timeout)
+
+
+@dataclass(frozen=True)
+class WatchStart:
+    workflow_id: str
+    started: bool
+    """False: a watch was already running (now evaluating, if it only recorded blind spots)."""
+
+
+async def start_watch(
+    client: Client,
+    *,
+    task_queue: str,
+    policy: Policy,
+    deployment: str,
+    options: RollbackOptions | None = None,
+) -> WatchStart:
+    """The deployment's canary watch, started if none runs; one a blind-spot alert started is
+    told to judge the canary too."""
+    options = options or RollbackOptions()
+    try:
+        handle = await client.start_workflow(
+            WATCH_WORKFLOW,
+            WatchInput(deployment=deployment, policy=policy, options=options),
+            id=watch_id(deployment),
+            task_queue=task_queue,
+            static_summary=f"Canary watch of {deployment}" if options.ui_metadata else None,
+        )
+    except WorkflowAlreadyStartedError:
+        await client.get_workflow_handle(watch_id(deployment)).signal(EVALUATE_SIGNAL)
+        return WatchStart(workflow_id=watch_id(deployment), started=False)
+    return WatchStart(workflow_id=handle.id, started=True)
+
+
+async def stop_watch(client: Client, deployment: str) -> None:
+    await client.get_workflow_handle(watch_id(deployment)).signal(STOP_SIGNAL)
 
 
 @dataclass(frozen=True)

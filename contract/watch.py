@@ -8,12 +8,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contract.rollback import RollbackOptions
+from contract.rollback import RollbackOptions, TriggerEvent
 from runbook.policy import Policy
+from runbook.watching import Clock, ReadPlan
 
 WATCH_WORKFLOW = "CanaryWatchWorkflow"
 BLIND_SPOT_SIGNAL = "blind_spot"
 STOP_SIGNAL = "stop"
+EVALUATE_SIGNAL = "evaluate"
+"""A watch started by a blind-spot alert alone starts judging the canary too."""
 WATCH_STATUS_QUERY = "status"
 
 
@@ -45,6 +48,36 @@ class BlindSpot(BaseModel):
     announced: bool = False
 
 
+class Raised(BaseModel):
+    """A sustained breach the watch raised into the rollback."""
+
+    at: datetime
+    trigger: str
+    condition: str
+    reason: str
+    sent: bool = True
+    """False: the rollback could not be reached (raised again at the next reading)."""
+
+
+class WatchState(BaseModel):
+    """Everything a watch knows, carried over continue-as-new and restarts."""
+
+    clocks: dict[str, Clock] = {}
+    """By condition id (a trigger id, `gate:<id>`)."""
+    captured: dict[str, float] = {}
+    """Baselines read when the watch started (`baseline: captured`)."""
+    started_at: datetime | None = None
+    readings: int = 0
+    last_reading_at: datetime | None = None
+    last_error: str = ""
+    treatment: int | None = None
+    healthy_at_full_since: datetime | None = None
+    """At 100 % and healthy since (the bake time counts from here)."""
+    raised: list[Raised] = []
+    """The latest raises (bounded)."""
+    ended: str = ""
+
+
 class WatchInput(BaseModel):
     deployment: str
     policy: Policy
@@ -55,6 +88,20 @@ class WatchInput(BaseModel):
     blind_spot: BlindSpot | None = None
     past_blind_spots: int = 0
     """Carried over when a long watch continues as new."""
+    state: WatchState | None = None
+
+
+class ConditionStatus(BaseModel):
+    id: str
+    name: str
+    condition: str
+    """ "error_rate > 0.005 for 2m"."""
+    value: float | None
+    state: str
+    """healthy, breaching, sustained, unreadable, idle."""
+    sustained_seconds: float
+    sustain_seconds: float
+    raises: bool = True
 
 
 class WatchStatus(BaseModel):
@@ -63,3 +110,35 @@ class WatchStatus(BaseModel):
     blind_spot: BlindSpot | None = None
     """The current outage, if any."""
     past_blind_spots: int = 0
+    interval_seconds: float = 0.0
+    readings: int = 0
+    last_reading_at: datetime | None = None
+    treatment: int | None = None
+    conditions: list[ConditionStatus] = []
+    raised: list[Raised] = []
+    ended: str = ""
+    drill: bool = False
+    """A rehearsal's watch: what it raises is a drill rollback."""
+
+
+class CanaryReadingInput(BaseModel):
+    deployment: str
+    plan: ReadPlan
+
+
+class CanaryReading(BaseModel):
+    """One reading: raw values keyed as `runbook.watching.raw_key` says (None: no figure), the
+    live treatment share, and what went wrong when nothing could be read."""
+
+    values: dict[str, float | None] = {}
+    treatment: int | None = None
+    error: str = ""
+
+
+class WatchRaiseInput(BaseModel):
+    """A sustained breach, raised into `rollback-<deployment>` as an alert would be."""
+
+    deployment: str
+    policy: Policy
+    options: RollbackOptions
+    event: TriggerEvent

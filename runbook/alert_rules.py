@@ -1,9 +1,13 @@
 """Prometheus alerting rules and an Alertmanager configuration, from a policy.
 
-One rule per automated trigger: the trigger's metric as PromQL over every deployment
-(`metrics.prometheus.alert_rules`), its comparison and threshold, held for its sustain. Each
-alert carries the `deployment` and `trigger` labels the gateway routes by. The Alertmanager
-configuration sends every alert the gateway can route to its webhook, with the bearer token.
+The canary watch's conditions, as alerting rules (`runbook/watching.py` gives them): one rule
+per trigger that has a metric, comparison and threshold (the automated ones, and quality
+regression, which opens a decision window), and one per primary success gate, firing when the
+gate's condition does *not* hold and raising the watch's `gate_trigger`. Each is the metric as
+PromQL over every deployment (`metrics.prometheus.alert_rules`), held for its sustain, with the
+`deployment` and `trigger` labels the gateway routes by (a gate's also carries `gate`). The
+Alertmanager configuration sends every alert the gateway can route to its webhook, with the
+bearer token.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import yaml
 
 from runbook.durations import format_duration
 from runbook.loading import Problem
-from runbook.policy import MetricQuery, MetricsSource, Policy, Trigger
+from runbook.policy import Comparison, MetricQuery, MetricsSource, Policy, Trigger
+from runbook.watching import conditions
 
 RECEIVER = "rollback-gateway"
 WEBHOOK_PATH = "/alerts/alertmanager"
@@ -41,11 +46,17 @@ def check(policy: Policy) -> list[Problem]:
                     "its alert rule needs metric, comparison and threshold (an automated trigger)",
                 )
             )
-        elif trigger.metric not in prometheus.alert_rules:
+    for condition in conditions(policy):
+        if condition.metric not in prometheus.alert_rules and condition.raises:
+            where = (
+                f"triggers.{condition.trigger}"
+                if condition.breach_when_holds
+                else f"watch.gates.{condition.id.removeprefix('gate:')}"
+            )
             problems.append(
                 Problem(
                     "metrics.prometheus.alert_rules",
-                    f"no query for {trigger.metric!r}, the metric of triggers.{trigger_id}",
+                    f"no query for {condition.metric!r}, the metric of {where}",
                 )
             )
     for metric, query in prometheus.alert_rules.items():
@@ -73,36 +84,45 @@ def alert_name(policy: Policy, trigger_id: str) -> str:
 
 
 def prometheus_rules(policy: Policy) -> dict[str, Any]:
-    """rules.yml: one alerting rule per automated trigger (the policy passed `check`)."""
+    """rules.yml: one alerting rule per watched condition that raises (the policy passed
+    `check`): the same conditions, thresholds and sustains as the canary watch."""
     alert_queries = _prometheus(policy).alert_rules
     routing = policy.alerts
+    deployment = f'{{{{ index $labels "{routing.deployment_label}" }}}}'
+    value = '{{ printf "%.4g" $value }}'
     rules = []
-    for trigger_id, trigger in automated_triggers(policy).items():
-        assert trigger.metric and trigger.comparison and trigger.threshold is not None
-        threshold = number(trigger.threshold)
-        sustain = format_duration(trigger.sustain)
-        condition = f"{trigger.comparison} {threshold} for {sustain}"
-        deployment = f'{{{{ index $labels "{routing.deployment_label}" }}}}'
-        value = '{{ printf "%.4g" $value }}'
+    for c in conditions(policy):
+        if not c.raises:
+            continue
+        threshold = number(c.threshold)
+        sustain = format_duration(c.sustain)
+        breach = c.comparison if c.breach_when_holds else NEGATION[c.comparison]
+        labels = {routing.trigger_label: c.trigger, "service": policy.service}
+        if c.breach_when_holds:
+            trigger = policy.triggers[c.trigger]
+            name, description = alert_name(policy, c.trigger), trigger.condition
+            summary = f"{trigger.name} on {deployment}: {c.metric} {value} {breach} {threshold}"
+            labels["severity"] = "critical" if trigger.kind == "automated" else "warning"
+        else:
+            gate = c.id.removeprefix("gate:")
+            name = "RollbackGate" + "".join(part.capitalize() for part in gate.split("_"))
+            description = f"success gate {c.name}: {c.metric} {c.comparison} {threshold}"
+            summary = f"{c.name} fails on {deployment}: {c.metric} {value} {breach} {threshold}"
+            labels |= {"gate": gate, "severity": "warning"}
         rules.append(
             {
-                "alert": alert_name(policy, trigger_id),
-                "expr": f"{_expression(alert_queries[trigger.metric])} "
-                f"{trigger.comparison} {threshold}",
+                "alert": name,
+                "expr": f"{_expression(alert_queries[c.metric])} {breach} {threshold}",
                 "for": sustain,
-                "labels": {
-                    routing.trigger_label: trigger_id,
-                    "service": policy.service,
-                    "severity": "critical",
-                },
-                "annotations": {
-                    "summary": f"{trigger.name} on {deployment}: "
-                    f"{trigger.metric} {value} {condition}",
-                    "description": trigger.condition,
-                },
+                "labels": labels,
+                "annotations": {"summary": f"{summary} for {sustain}", "description": description},
             }
         )
     return {"groups": [{"name": f"rollback-{policy.name}", "rules": rules}]}
+
+
+NEGATION: dict[Comparison, str] = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!="}
+"""A gate fails when its condition does not hold: the PromQL comparison that says so."""
 
 
 def alertmanager_config(

@@ -50,9 +50,18 @@ def load_policy(path: str | Path) -> Policy:
     return parse_policy(text, source, base=Path(path).resolve().parent)
 
 
+OVERRIDES = "overrides"
+"""`overrides: {triggers.error_rate.sustain: 5s}`: dotted paths set after `extends` (a demo
+policy shortens a few periods and keeps the rest of the plan)."""
+
+
 def parse_policy(text: str, source: str = "<policy>", base: Path | None = None) -> Policy:
     """`base`: the directory an `extends:` path is relative to (the file's own)."""
-    data = _extended(_sections(text, source), source, base, [])
+    sections = _sections(text, source)
+    overrides = sections.pop(OVERRIDES, None)
+    data = _extended(sections, source, base, [])
+    if overrides is not None:
+        _override(data, overrides, source)
     try:
         policy = Policy.model_validate(data)
     except ValidationError as error:
@@ -61,6 +70,26 @@ def parse_policy(text: str, source: str = "<policy>", base: Path | None = None) 
     if problems:
         raise PolicyError(source, problems)
     return policy
+
+
+def _override(data: dict[str, Any], overrides: Any, source: str) -> None:
+    if not isinstance(overrides, dict):
+        raise PolicyError(source, [Problem(OVERRIDES, "must map dotted paths to values")])
+    for path, value in overrides.items():
+        *parents, last = str(path).split(".")
+        node: Any = data
+        try:
+            for part in parents:
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            if isinstance(node, list):
+                node[int(last)] = value
+            elif isinstance(node, dict):
+                node[last] = value  # a field the schema does not know is refused below
+            else:
+                raise KeyError(last)
+        except (KeyError, IndexError, ValueError, TypeError):
+            problem = Problem(f"{OVERRIDES}.{path}", "names nothing in the policy it overrides")
+            raise PolicyError(source, [problem]) from None
 
 
 def _sections(text: str, source: str) -> dict[str, Any]:

@@ -352,6 +352,72 @@ class Metrics(_Strict):
         return source
 
 
+class Derived(_Strict):
+    """A figure the canary watch judges that the metrics provider does not give as such:
+    one variant's figure (`metric` + `variant`), a figure relative to its baseline
+    (`relative_to_baseline`, the live figure over the baseline, minus one), or the largest of
+    several (`largest_of`: the worst shard's CPU or memory)."""
+
+    metric: str | None = None
+    variant: Literal["treatment", "control"] | None = None
+    relative_to_baseline: str | None = None
+    baseline: Literal["control", "captured"] = "control"
+    """`control`: the control group's figure read at the same moment (the metric's `variants`
+    query with variant control); `captured`: the figure the watch read when it started, before
+    the canary's traffic grew (kept for the watch's whole life)."""
+    largest_of: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Derived:
+        kinds = [
+            self.variant is not None or self.metric is not None,
+            self.relative_to_baseline is not None,
+            bool(self.largest_of),
+        ]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "give exactly one of: metric with variant, relative_to_baseline, largest_of"
+            )
+        if (self.metric is None) != (self.variant is None):
+            raise ValueError("metric and variant go together (one variant's figure)")
+        return self
+
+    def reads(self) -> list[str]:
+        """The provider's metrics this figure is computed from."""
+        if self.largest_of:
+            return list(self.largest_of)
+        return [self.relative_to_baseline or self.metric or ""]
+
+
+class Gate(_Strict):
+    """A success gate: it passes while `metric comparison threshold` holds. A primary gate
+    failing for `sustain` is Trigger 4 (gate failure); the others are only shown."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    name: str
+    metric: str
+    comparison: Comparison
+    threshold: float
+    sustain: NonNegativeDuration = timedelta(0)
+    primary: bool = True
+
+
+class Watch(_Strict):
+    """The canary watch (workflows/canary_watch.py): every `interval` it reads the metrics and
+    judges each trigger that has a metric, comparison and threshold, and each success gate,
+    against its sustain period."""
+
+    interval: PositiveDuration = timedelta(seconds=15)
+    unreadable_intervals: int = Field(default=3, ge=1)
+    """This many intervals without a reading of a watched figure is a monitoring blind spot."""
+    bake_time: PositiveDuration = timedelta(hours=1)
+    """At 100 % and healthy this long, the canary is done: the watch ends."""
+    derived: dict[str, Derived] = {}
+    gates: list[Gate] = []
+    gate_trigger: str = "gate_failure"
+    """The trigger a failing primary gate raises."""
+
+
 class Policy(_Strict):
     version: Literal[1]
     name: str
@@ -376,6 +442,7 @@ class Policy(_Strict):
     alerts: AlertRouting = AlertRouting()
     targets: Targets | None = None
     metrics: Metrics | None = None
+    watch: Watch = Watch()
 
     @model_validator(mode="after")
     def _metrics_cover_every_check(self) -> Policy:
@@ -397,6 +464,17 @@ class Policy(_Strict):
                 f"{where} has no query for {', '.join(missing)} "
                 "(named by health_criteria or deep_validation.quality)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _watch_can_read_what_it_judges(self) -> Policy:
+        # Only a policy that has a `watch` section: one recorded in a rollback's history before
+        # the watch existed must still decode (its run never starts a watch).
+        if self.metrics is None or "watch" not in self.model_fields_set:
+            return self
+        problems = watch_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -443,3 +521,45 @@ class Policy(_Strict):
 
     def role_name(self, role: str) -> str:
         return self.roles.get(role, role)
+
+
+def watched_metrics(policy: Policy) -> dict[str, str]:
+    """Every figure the canary watch judges, with who asks for it (a trigger, a gate)."""
+    named = {
+        t.metric: f"triggers.{tid}"
+        for tid, t in policy.triggers.items()
+        if t.metric and t.comparison and t.threshold is not None
+    }
+    named |= {g.metric: f"watch.gates.{g.id}" for g in policy.watch.gates}
+    return named
+
+
+def watch_problems(policy: Policy) -> list[str]:
+    """What the canary watch could not read, as `where: what`."""
+    assert policy.metrics is not None
+    source = policy.metrics.source()
+    where = f"metrics.{policy.metrics.provider}"
+    problems = []
+    if policy.watch.gates and policy.watch.gate_trigger not in policy.triggers:
+        problems.append(f"watch.gate_trigger: {policy.watch.gate_trigger!r} is not a trigger")
+    for metric, asker in watched_metrics(policy).items():
+        derived = policy.watch.derived.get(metric)
+        if derived is None:
+            if metric not in source.metrics:
+                problems.append(
+                    f"{asker}: the watch reads {metric!r}, but {where}.metrics has no query for "
+                    "it and watch.derived does not compute it"
+                )
+            continue
+        for read in derived.reads():
+            if read not in source.metrics:
+                problems.append(f"watch.derived.{metric}: {where}.metrics has no {read!r}")
+        needs_variant = derived.variant is not None or (
+            derived.relative_to_baseline is not None and derived.baseline == "control"
+        )
+        base = derived.metric or derived.relative_to_baseline
+        if needs_variant and base is not None and base not in source.variants:
+            problems.append(
+                f"watch.derived.{metric}: {where}.variants has no {base!r} (one variant's figure)"
+            )
+    return problems

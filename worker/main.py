@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import compileall
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.procedure import RollbackActivities
+from activities.watch_raise import WatchActivities
 from config.settings import Settings
 from workflows.registry import WORKFLOWS
 
@@ -28,11 +31,14 @@ def build_worker(
     workflows' CPU-bound tasks and the activities' I/O each have a process (a GIL) of their own.
     """
     role = settings.worker_role
+    acts: list[Callable[..., Any]] = []
+    if activities is not None:
+        acts = [*activities.activities(), *WatchActivities(client).activities()]
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS if role in ("all", "workflows") else [],
-        activities=activities.activities() if activities is not None else [],
+        activities=acts,
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_timeout),
         # New rollbacks first: the SDK gives new workflows' first tasks (the normal queue)
         # only a fifth of the pollers by default, so in a storm the running rollbacks' later

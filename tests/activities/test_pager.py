@@ -100,9 +100,39 @@ async def test_rate_limits_and_outages_are_retried_refusals_are_not(
     with pytest.raises(ApplicationError) as down:
         await pager.send(page())
     assert not down.value.non_retryable
-    with pytest.raises(ApplicationError) as refused:
-        await pager.send(page(routing_keys={"sre-oncall": "short-key-but-valid-shape-xxxxxxx"}))
-    assert refused.value.non_retryable and "routing key" in refused.value.message
+    refused = await pager.send(
+        page(routing_keys={"sre-oncall": "short-key-but-valid-shape-xxxxxxx"})
+    )
+    assert refused.paged == []
+    [why] = refused.skipped
+    assert why.startswith("sre-oncall: PagerDuty refused") and "routing key" in why
+
+
+async def test_a_key_pagerduty_refuses_never_costs_the_others_their_page(
+    pager: Pager, pagerduty: PagerDutyServer
+) -> None:
+    """The refused person is named with PagerDuty's answer; the others are paged all the same."""
+    keys = {"eng-manager": "b" * 32, "sre-oncall": "short-key-but-valid-shape-xxxxxxx", "vp": KEY}
+    result = await pager.send(page(routing_keys=keys))
+    assert result.paged == ["eng-manager", "vp"]
+    [why] = result.skipped
+    assert why.startswith("sre-oncall: PagerDuty refused the trigger event (400)")
+    assert sorted(e["routing_key"] for e in pagerduty.standin.events) == [KEY, "b" * 32]
+
+
+async def test_an_outage_on_one_key_retries_the_whole_page_and_the_rest_is_one_incident(
+    pager: Pager, pagerduty: PagerDutyServer
+) -> None:
+    pagerduty.standin.failures = [503]  # the first event only
+    keys = {"eng-manager": "b" * 32, "vp": KEY}
+    with pytest.raises(ApplicationError) as down:
+        await pager.send(page(routing_keys=keys))
+    assert not down.value.non_retryable
+    assert [e["routing_key"] for e in pagerduty.standin.events] == [KEY]  # the other went out
+    retried = await pager.send(page(routing_keys=keys))
+    assert retried.paged == ["eng-manager", "vp"]
+    dedup = {e["dedup_key"] for e in pagerduty.standin.events}
+    assert len(dedup) == 1  # a repeat is the same incident in PagerDuty
 
 
 async def test_without_an_events_url_nobody_is_paged_and_it_says_why() -> None:

@@ -14,6 +14,7 @@ from workflows.rollback import RollbackWorkflow  # noqa: F401
 
 CALLED_BY_WORKFLOWS = {
     "read_traffic_split",
+    "read_canary",
     "set_traffic_split",
     "stop_service",
     "set_config_value",

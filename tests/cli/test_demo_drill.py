@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
-from tests.cli.stack_helpers import Up, rollback, until
+from runbook.loading import DEFAULT_POLICY
+from tests.cli.stack_helpers import Up, rollback, status, until
+
+DEMO_POLICY = DEFAULT_POLICY.parent / "demo.yaml"
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -16,7 +20,9 @@ def test_demo_once_plays_both_acts_and_passes(stack_env: dict[str, str]) -> None
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     out = done.stdout
     assert "Act 1" in out and "Act 2" in out
-    assert "→ sent: error_rate to rollback-search-a" in out
+    assert "DEMO POLICY (sprint-1-demo)" in out  # short periods, named on screen
+    assert "→ the watch raised error_rate" in out  # nobody posted the first alert
+    assert "joined rollback-search-a" in out  # Alertmanager's, later, joins it
     assert "$ rollback decide -d search-b --approve --as qa-dri" in out
     assert "approved rollback" in out
     assert "Response times against the plan's targets" in out
@@ -69,6 +75,37 @@ def test_drills_measure_the_plan_and_say_when_it_fails(up: Up) -> None:
     assert why.startswith("preflight: ") and "search-unknown" in why, why
     checks = {c["id"]: c["passed"] for c in failed["preflight"]}  # type: ignore[union-attr]
     assert checks["tools.slack"] is False  # reported, not fatal: the drills above ran without it
+
+
+def test_a_detection_drill_injects_the_fault_and_the_watch_raises_it_after_its_sustain(
+    up: Up,
+) -> None:
+    """The demo policy's 6 s sustain at a 1 s interval: detected no sooner than 6 s and within
+    one interval (and the signal) of it; the deployment's own watch is paused, then runs again."""
+    env = up.env
+    target = env["ROLLBACK_TARGET_URL"]
+    httpx.post(
+        f"{target}/deployments", json={"name": "search-c", "treatment": 25}
+    ).raise_for_status()
+    short = {**env, "ROLLBACK_POLICY": str(DEMO_POLICY)}
+    started = rollback(short, "watch", "-d", "search-c")
+    assert started.returncode == 0, started.stderr
+    code, body, err = drill(short, "-d", "search-c", "--detect")
+    assert code == 0, (body, err)
+    detection = body["detection"]
+    assert isinstance(detection, dict)
+    assert detection["source"] == "watch" and detection["passed"] is True, detection
+    assert detection["fault"] == {"treatment_error_rate": 0.05}
+    assert 6.0 <= detection["detected_seconds"] <= 6.0 + 1.0 + 1.0, detection
+    assert body["state"] == "rolled_back"
+    seen = status(env, "search-c")  # the rollback, and the watch that runs again
+    assert seen["drill"] is True and seen["trigger"] == "error_rate"
+    assert seen["evidence"]["condition"] == "error_rate"  # type: ignore[index]
+    faults = httpx.get(f"{target}/faults").json()
+    assert "search-c" not in faults["deployments"], "the drill clears its fault"
+    watch = seen["watch"]
+    assert isinstance(watch, dict)
+    assert watch["drill"] is False and not watch["ended"], "the regular watch runs again"
 
 
 def test_a_drill_never_joins_a_real_rollback(up: Up) -> None:

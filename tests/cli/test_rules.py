@@ -87,7 +87,9 @@ def test_a_rule_per_automated_trigger_with_the_policys_threshold_and_sustain(
     rules_doc, _ = generate(capsys, tmp_path)
     found = by_trigger(rules_doc)
     automated = {tid for tid, t in policy.triggers.items() if t.kind == "automated"}
-    assert set(found) == automated == {"error_rate", "p99_latency", "resource_exhaustion"}
+    assert automated == {"error_rate", "p99_latency", "resource_exhaustion"}
+    found = {t: r for t, r in found.items() if t in automated}
+    assert set(found) == automated
     for trigger_id, rule in found.items():
         trigger = policy.triggers[trigger_id]
         assert threshold_of(rule) == (trigger.comparison, trigger.threshold)
@@ -96,6 +98,44 @@ def test_a_rule_per_automated_trigger_with_the_policys_threshold_and_sustain(
         assert "by (deployment" in rule["expr"]  # the alert keeps its deployment label
     assert [threshold_of(found[t])[1] for t in sorted(found)] == [0.005, 0.15, 0.95]
     assert [found[t]["for"] for t in sorted(found)] == ["2m", "5m", "3m"]
+
+
+def test_quality_regression_and_every_primary_gate_get_the_watchs_condition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: Policy
+) -> None:
+    """Trigger 5 by its threshold; a gate by the negation of its pass condition, held for the
+    gate's own sustain, raising the watch's gate trigger with the gate named."""
+    found = by_trigger(generate(capsys, tmp_path)[0])
+    quality = found["quality_regression"]
+    assert threshold_of(quality) == ("<", 0.5184)
+    assert quality["for"] == "0s"
+    assert "search_ndcg_at_10" in quality["expr"] and 'variant="treatment"' in quality["expr"]
+    gate = found[policy.watch.gate_trigger]
+    (sla,) = policy.watch.gates
+    assert gate["labels"]["gate"] == sla.id == "sla_recall"
+    assert threshold_of(gate) == ("<", 0.95)  # passes while >= 0.95: fails below it
+    assert parse_duration(gate["for"]) == sla.sustain
+    assert gate["alert"] == "RollbackGateSlaRecall"
+    assert {quality["labels"]["severity"], gate["labels"]["severity"]} == {"warning"}
+
+
+def test_a_gate_that_is_not_primary_gets_no_rule_and_a_missing_query_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown_only = written_policy(
+        tmp_path, ("      sustain: 5m\n\n", "      sustain: 5m\n      primary: false\n\n")
+    )
+    found = by_trigger(generate(capsys, tmp_path / "out", shown_only)[0])
+    assert "gate_failure" not in found
+    no_query = written_policy(
+        tmp_path,
+        ("      treatment_sla_recall_at_50: >-\n", "      unused_sla_recall: >-\n"),
+    )
+    code, _, err = rules(
+        capsys, "--policy", str(no_query), "--out", str(tmp_path / "x"), "--token", TOKEN
+    )
+    assert code != 0
+    assert "treatment_sla_recall_at_50" in err and "watch.gates.sla_recall" in err
 
 
 def test_thresholds_and_durations_follow_an_edited_policy(
@@ -188,7 +228,7 @@ def test_promtool_accepts_the_rules(tmp_path: Path, capsys: pytest.CaptureFixtur
         [PROMTOOL, "check", "rules", str(tmp_path / "rules.yml")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 rules found" in result.stdout
+    assert "5 rules found" in result.stdout
 
 
 @pytest.mark.skipif(

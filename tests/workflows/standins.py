@@ -6,11 +6,13 @@ They record every call; the traffic split they report can be set or made unreada
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.models import (
@@ -47,7 +49,20 @@ from activities.models import (
     TrafficSplit,
 )
 from activities.report import ReportInput, ReportResult
+from client import operations
+from contract.watch import CanaryReading, CanaryReadingInput, WatchRaiseInput
 from runbook.status import RecoveryMeasure
+
+HEALTHY: dict[str, float | None] = {
+    "error_rate": 0.0005,
+    "p99_latency_seconds": 0.18,
+    "control:p99_latency_seconds": 0.18,
+    "max_shard_cpu": 0.45,
+    "max_shard_memory": 0.5,
+    "treatment:ndcg_at_10": 0.5234,
+    "treatment:sla_recall_at_50": 0.97,
+}
+"""A canary reading of every figure sprint-1's watch judges, all within the plan."""
 
 
 @dataclass
@@ -65,6 +80,13 @@ class StandIns:
     send_audience_fails: bool = False
     action_faults: dict[str, str | int] = field(default_factory=dict)
     """By action id: "refused" (a 404 no retry fixes), or how many attempts answer 503."""
+    canary: Callable[[int], CanaryReading] | None = None
+    """The canary watch's readings, by reading number (0, 1, …); None: a healthy canary."""
+    canary_readings: int = 0
+    page_seconds: float = 0.0
+    """How long a page takes to reach PagerDuty."""
+    forward_raises: Client | None = None
+    """Raises of the watch go to the real rollback through this client (else recorded only)."""
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -76,6 +98,8 @@ class StandIns:
         return [
             self.read_traffic_split,
             self.read_figures,
+            self.read_canary,
+            self.raise_from_watch,
             self.set_traffic_split,
             self.stop_service,
             self.set_config_value,
@@ -242,6 +266,30 @@ class StandIns:
         self.calls.append(("escalate", inp))
         return EscalationResult(notified=[])
 
+    @activity.defn(name="read_canary")
+    async def read_canary(self, inp: CanaryReadingInput) -> CanaryReading:
+        index = self.canary_readings
+        self.canary_readings += 1
+        self.calls.append(("read_canary", inp))
+        if self.canary is not None:
+            return self.canary(index)
+        return CanaryReading(values=HEALTHY, treatment=self.treatment)
+
+    @activity.defn(name="raise_from_watch")
+    async def raise_from_watch(self, inp: WatchRaiseInput) -> str:
+        self.calls.append(("raise_from_watch", inp))
+        if self.forward_raises is not None:
+            handle = await operations.send_trigger(
+                self.forward_raises,
+                task_queue=activity.info().task_queue,
+                policy=inp.policy,
+                deployment=inp.deployment,
+                event=inp.event,
+                options=inp.options,
+            )
+            return handle.id
+        return f"rollback-{inp.deployment}"
+
     @activity.defn(name="read_figures")
     async def read_figures(self, inp: ReadFiguresInput) -> Figures:
         self.calls.append(("read_figures", inp))
@@ -259,6 +307,8 @@ class StandIns:
     async def page(self, inp: PageInput) -> PageResult:
         """Pages everyone it is given (the real Pager is tested against the stand-in server)."""
         self.calls.append(("page", inp))
+        if self.page_seconds and inp.action == "trigger":
+            await asyncio.sleep(self.page_seconds)  # on its way: an acknowledgement can overtake
         return PageResult(paged=sorted(inp.routing_keys))
 
     @activity.defn(name="check_baseline")

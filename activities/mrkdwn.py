@@ -38,6 +38,17 @@ def escape(text: str) -> str:
     return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], text)
 
 
+REASON_LIMIT = 2500
+"""An escalation's reason in a section (≤ 3,000 with the heading and the stage line)."""
+
+
+def verbatim(text: str, limit: int = REASON_LIMIT) -> str:
+    """Text that came from outside (an alert's summary, a person's words) shown as it is: every
+    `&`, `<`, `>` escaped (no `<!channel>` from an alert), clipped to `limit`."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def inline(text: str) -> str:
     text = LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", text)
     text = escape(text)

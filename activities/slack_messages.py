@@ -30,6 +30,7 @@ from activities.models import (
     PersonRef,
     RoleHolders,
 )
+from activities.mrkdwn import verbatim
 from activities.notify import FOLLOW_UP_HEADINGS, ack_command, comms_default_text, deciders_text
 
 APPROVE, DENY, INVESTIGATING = "rollback_approve", "rollback_deny", "rollback_investigating"
@@ -156,7 +157,7 @@ def decision_outcome(inp: DecisionClosedInput) -> SlackMessage:
 
 def accountable(inp: EscalationInput) -> SlackMessage:
     """The accountable role of an automatic decision, told and mentioned (not asked)."""
-    reason = f"{inp.reason[:1].upper()}{inp.reason[1:]}"
+    reason = verbatim(f"{inp.reason[:1].upper()}{inp.reason[1:]}")
     people = mentions(inp.holders) or "nobody on the roster"
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=f"ℹ️ {reason}.")),
@@ -170,13 +171,12 @@ def accountable(inp: EscalationInput) -> SlackMessage:
 def escalation(inp: EscalationInput) -> SlackMessage:
     """With an Acknowledge button when the escalation climbs: whoever has it in hand stops
     the climb (or `rollback ack -d D --escalation`)."""
-    stage = f"\n_{inp.stage_text}_" if inp.stage_text else ""
-    text = f"🚨 Escalation for {inp.ctx.deployment}: {inp.reason}"
+    stage = f"\n_{verbatim(inp.stage_text, 300)}_" if inp.stage_text else ""
+    reason = verbatim(inp.reason)
+    text = f"🚨 Escalation for {inp.ctx.deployment}: {reason}"
     blocks: list[Block] = [
         SectionBlock(
-            text=MarkdownTextObject(
-                text=f"🚨 *Escalation: {inp.ctx.deployment}*\n{inp.reason}{stage}"
-            )
+            text=MarkdownTextObject(text=f"🚨 *Escalation: {inp.ctx.deployment}*\n{reason}{stage}")
         ),
         ContextBlock(elements=[MarkdownTextObject(text=mentions(inp.holders) or "no one")]),
     ]

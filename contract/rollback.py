@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from runbook.policy import Policy
 from runbook.status import DecisionAction, RollbackState, RollbackStatus
@@ -172,7 +172,8 @@ class EscalationAck(BaseModel):
     who: str = ""
     """Who acknowledged, as the sender names them (PagerDuty's agent)."""
     request_id: str | None = None
-    made_at: datetime | None = None
+    made_at: AwareDatetime | None = None
+    """When it was made, with its time zone (a naive time cannot be judged against deadlines)."""
 
 
 def escalation_dedup_key(workflow: str, key: str, opened_at: datetime) -> str:

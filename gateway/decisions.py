@@ -167,6 +167,8 @@ class Delivered:
     taken: bool
     """Answered by the workflow, or stored durably for it; False: nothing was recorded (a
     sender that retries, PagerDuty, should)."""
+    accepted: bool | None = None
+    """The workflow's verdict when it answered; None: stored for later, or nothing to judge."""
 
 
 async def delivered(link: TemporalLink, call: Delivery) -> Delivered:
@@ -192,17 +194,19 @@ async def delivered(link: TemporalLink, call: Delivery) -> Delivered:
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
         return await _store(handle, call)
     except WorkflowUpdateFailedError as error:
-        return Delivered(f"⚠️ {call.owner} could not take your {call.what}: {error.cause}", True)
+        return Delivered(
+            f"⚠️ {call.owner} could not take your {call.what}: {error.cause}", True, False
+        )
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return Delivered(call.missing, taken=True)
+            return Delivered(call.missing, taken=True, accepted=False)
         if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
             return await _store(handle, call)
         return Delivered(
             f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}", False
         )
     mark = "✅" if reply.accepted else "⛔"
-    return Delivered(f"{mark} {reply.message}", taken=True)
+    return Delivered(f"{mark} {reply.message}", taken=True, accepted=reply.accepted)
 
 
 async def _store(handle: WorkflowHandle[Any, Any], call: Delivery) -> Delivered:
@@ -210,7 +214,7 @@ async def _store(handle: WorkflowHandle[Any, Any], call: Delivery) -> Delivered:
         await handle.signal(call.signal, call.arg, rpc_timeout=ANSWER_WITHIN)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return Delivered(call.missing, taken=True)
+            return Delivered(call.missing, taken=True, accepted=False)
         return Delivered(
             f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}", False
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -31,7 +31,8 @@ ACKNOWLEDGED = "incident.acknowledged"
 
 class PagerDutyAnswer(BaseModel):
     outcome: str
-    """acknowledged, ignored, not_ours, or not_recorded."""
+    """acknowledged, refused (the rollback said why: retrying would not help), stored (no
+    worker answered: judged when one does), ignored, not_ours, or not_recorded (retry)."""
     detail: str = ""
 
 
@@ -83,7 +84,9 @@ def pagerduty_router(settings: Settings, link: TemporalLink) -> APIRouter:
         outcome = await deliver_escalation_ack(link, deployment, ack)
         if not outcome.taken:
             return _answer("not_recorded", outcome.text, status=503)
-        return _answer("acknowledged", outcome.text)
+        if outcome.accepted is False:
+            return _answer("refused", outcome.text)
+        return _answer("acknowledged" if outcome.accepted else "stored", outcome.text)
 
     return router
 
@@ -103,9 +106,10 @@ def _when(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # PagerDuty's is UTC
 
 
 def _answer(outcome: str, detail: str, status: int = 200) -> JSONResponse:

@@ -29,6 +29,10 @@ with workflow.unsafe.imports_passed_through():
 if TYPE_CHECKING:
     from workflows.rollback_record import RollbackRecord
 
+ACK_PAGES_PATCH = "ack-pages"
+"""An acknowledgement reaches every page of the escalation (one in flight included, and the
+others of a PagerDuty acknowledgement); a late escalation is told, not climbed."""
+
 OPEN_INCIDENTS = 48
 """Reasons are few (a step, an action, a target, a trigger kind); past this many, a new reason
 is told to the whole path at once, without a ladder of its own."""
@@ -51,6 +55,9 @@ class Escalations:
         """A new incident for `key` (the caller escalates each key once)."""
         rb = self.rb
         now = workflow.now()
+        if self.closed and workflow.patched(ACK_PAGES_PATCH):
+            self._tell(None, reason, self.path[:1], "the rollback has ended: told, not climbed")
+            return
         if not rb.ladder or len(self.records) >= OPEN_INCIDENTS or not self.path:
             self._tell(None, reason, list(self.path), "")
             return  # told to the whole path at once (no ladder, no page)
@@ -158,6 +165,9 @@ class Escalations:
             rb.record("paged", f"paged {', '.join(rb.person_name(p) for p in result.paged)}")
             if esc.resolved_at is not None:  # the rollback ended while the page was on its way
                 rb.messenger.spawn(self._send_page_action(esc, "resolve"))
+            elif esc.acked_at is not None and workflow.patched(ACK_PAGES_PATCH):
+                # Acknowledged while the page was on its way: PagerDuty must hear it too.
+                rb.messenger.spawn(self._send_page_action(esc, "acknowledge"))
         for skipped in result.skipped:
             rb.record("page_skipped", f"not paged: {skipped}")
         rb.details()
@@ -211,16 +221,31 @@ class Escalations:
                     f"({names})"
                 )
         if not self.open_records(ack.key):
+            if self._echo(ack):
+                return None  # PagerDuty telling us of our own acknowledgement: taken, no-op
             keys = ", ".join(e.key for e in self.records) or "none"
             what = f"escalation {ack.key!r}" if ack.key else "open escalation"
             return f"no {what} for {self.rb.deployment} (escalations: {keys})"
         return None
+
+    def _echo(self, ack: EscalationAck) -> bool:
+        """A PagerDuty acknowledgement of an escalation already acknowledged (our own
+        acknowledge event, or a second person's)."""
+        return ack.via == "pagerduty" and any(
+            e.key == ack.key and e.acked_at is not None for e in self.records
+        )
 
     def acknowledge(self, ack: EscalationAck) -> str:
         rb = self.rb
         at = min(ack.made_at or workflow.now(), workflow.now())
         who = rb.person_name(ack.person) if ack.person else (ack.who or ack.via)
         acked = self.open_records(ack.key)
+        if not acked and self._echo(ack):
+            [esc] = [e for e in self.records if e.key == ack.key][-1:]
+            by = rb.person_name(esc.acked_by) if esc.acked_by in rb.policy.people else esc.acked_by
+            return (
+                f"{ack.key} of {rb.deployment} was already acknowledged by {by} via {esc.acked_via}"
+            )
         for esc in acked:
             esc.acked_at, esc.acked_by, esc.acked_via = at, ack.person or ack.who, ack.via
             took = spoken(at - esc.opened_at)
@@ -230,7 +255,10 @@ class Escalations:
                 by=ack.person or ack.who or ack.via,
                 at=at,
             )
-            if esc.paged and ack.via != "pagerduty":
+            # One person's PagerDuty acknowledgement leaves the others' incidents open (one per
+            # routing key): acknowledge them all (PagerDuty takes a repeat as a no-op).
+            others = ack.via != "pagerduty" or workflow.patched(ACK_PAGES_PATCH)
+            if esc.paged and others:
                 rb.messenger.spawn(self._send_page_action(esc, "acknowledge"))
         rb.details()
         keys = ", ".join(e.key for e in acked)

@@ -72,7 +72,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.once import once
     from workflows.people import people_refs, role_holders
     from workflows.procedure import Procedure
-    from workflows.rollback_record import RollbackRecord
+    from workflows.rollback_record import DECISION_TARGETS_PATCH, RollbackRecord
 
 SPLIT_CACHE = timedelta(seconds=5)
 """An alert storm reads the load balancer once, not once per alert."""
@@ -494,6 +494,10 @@ class RollbackWorkflow:
         rb.record(*self.window.open(event.trigger, at, res))
         rb.set_state("awaiting_decision")
         self._changed()
+        opened = self.window.current
+        if opened is not None and workflow.patched(DECISION_TARGETS_PATCH):
+            latest = max(opened.deadline, opened.extend_until or opened.deadline)
+            self.procedure.deadlines.watch_decision(lambda: self.window.current is None, latest)
         decision = self.window.current
         assert decision is not None and res.window is not None
         trigger = self.policy.triggers[event.trigger]

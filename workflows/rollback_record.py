@@ -30,6 +30,8 @@ TIMELINE_TAIL = 160
 REMEMBERED_DELIVERIES = 1_000
 REMEMBERED_REPLIES = 200
 LADDER_PATCH = "escalation-ladder"
+DECISION_TARGETS_PATCH = "decision-targets"
+"""Targets that end at the decision are watched from the window's opening (not the procedure's)."""
 """Rollbacks started before the escalation ladder and the plan's clocks (phase budgets,
 response targets) keep their one-message escalations when they replay."""
 

@@ -194,3 +194,32 @@ async def test_temporal_down_answers_503_so_pagerduty_retries(policy: Policy) ->
     await app.state.slack.http.aclose()
     assert answer.status_code == 503
     assert answer.json()["outcome"] == "not_recorded"
+
+
+async def test_pagerdutys_echo_of_our_own_acknowledgement_is_taken_and_a_stranger_refused(
+    gateway: Gateway, pd_gateway: httpx.AsyncClient
+) -> None:
+    """Acknowledged in Slack, the engine acknowledges the page; PagerDuty then tells the webhook
+    of that acknowledgement: a no-op, not a refusal. An escalation the rollback never opened is
+    refused, said as such (200: PagerDuty must not retry it)."""
+    deployment, esc = await escalated(gateway)
+    url = gateway.response_url
+    assert (
+        await post_click(gateway, click(SRE, "escalation_ack", ack_value(deployment), url)) == 200
+    )
+    await replies(gateway, 1)
+    body = pd_body(esc.dedup_key)
+    echo = await pd_gateway.post("/pagerduty/webhook", content=body, headers=pd_headers(body))
+    assert echo.status_code == 200
+    assert echo.json()["outcome"] == "acknowledged", echo.json()
+    assert "already acknowledged" in echo.json()["detail"] and "slack" in echo.json()["detail"]
+    status = await gateway.status(deployment)
+    assert not [e for e in status.timeline if e.kind == "escalation_ack_refused"]
+    [acked] = [e for e in status.escalations if e.key == KEY]
+    assert acked.acked_via == "slack"  # the first acknowledgement stands
+    stranger = pd_body(escalation_dedup_key(f"rollback-{deployment}", "step:nope", esc.opened_at))
+    refused = await pd_gateway.post(
+        "/pagerduty/webhook", content=stranger, headers=pd_headers(stranger)
+    )
+    assert refused.status_code == 200
+    assert refused.json()["outcome"] == "refused", refused.json()

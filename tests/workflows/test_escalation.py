@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.models import EscalationInput, PageInput
 from client import operations
-from contract.rollback import EscalationAck, RollbackOptions, TriggerEvent
+from contract.rollback import DecisionInput, EscalationAck, RollbackOptions, TriggerEvent
 from runbook.policy import Policy
 from runbook.report import build_report
 from runbook.status import RollbackStatus
@@ -139,7 +139,11 @@ async def test_acknowledgement_needs_a_role_of_the_escalation_path(
         assert taken.accepted
         status = await r.status()
         assert all(e.acked_via == "pagerduty" for e in status.escalations)
-        assert not pages(r, "acknowledge")  # PagerDuty knows already
+        # One person's PagerDuty incident is acknowledged; the others' (one per routing key)
+        # are acknowledged by the engine: every paged key hears it, a repeat is a no-op there.
+        paged = {p.dedup_key: set(p.routing_keys) for p in pages(r, "trigger")}
+        await r.until(lambda s: len(pages(r, "acknowledge")) == len(paged))
+        assert {p.dedup_key: set(p.routing_keys) for p in pages(r, "acknowledge")} == paged
 
 
 async def test_a_drill_tells_the_first_role_and_pages_nobody(
@@ -214,3 +218,54 @@ async def test_a_slow_stop_misses_the_triggers_target_and_says_by_how_much(
         assert len(escalations) == len(set(escalations))
         assert any("no traffic reversion 30s after the trigger" in m for m in escalations)
         assert any("Phase 1: Traffic Reversion over its budget of 1m" in m for m in escalations)
+
+
+async def test_an_acknowledgement_that_overtakes_the_page_still_reaches_pagerduty(
+    skipping_env: WorkflowEnvironment, paged_policy: Policy
+) -> None:
+    """Acknowledged in Slack while the page is on its way: once PagerDuty has the incident, the
+    engine acknowledges it there too (else it would keep paging the on-call)."""
+    standins = StandIns(treatment=25, unhealthy=True, page_seconds=1.5)
+    async with rig(skipping_env, paged_policy, standins) as r:
+        await r.trigger("error_rate")
+        key = "failed:health_validation"
+        await r.until(lambda s: any(e.key == key for e in s.escalations))
+        await r.until(lambda s: bool(pages(r, "trigger")))  # sent, not answered yet
+        reply = await operations.acknowledge_escalation(
+            r.client, r.deployment, EscalationAck(key=key, person="sre-oncall", via="slack")
+        )
+        assert reply.accepted, reply.message
+        [sent] = [p for p in pages(r, "trigger") if key in p.dedup_key]
+        await r.until(lambda s: any(p.dedup_key == sent.dedup_key for p in pages(r, "acknowledge")))
+        status = await r.status()
+        [esc] = [e for e in status.escalations if e.key == key]
+        assert esc.acked_via == "slack" and esc.paged == ["sre-oncall"]
+
+
+async def test_a_target_that_ends_at_the_decision_escalates_while_the_window_is_open(
+    skipping_env: WorkflowEnvironment, policy: Policy
+) -> None:
+    """Trigger 5 must be decided within 10 minutes; a 12-minute window at 5 % outlasts it: the
+    target escalates at 10 minutes, and the decision, when it comes, says by how much."""
+    longer = edited(
+        policy,
+        {"decision_matrix.quality_regression.5.window": "12m", "escalation.ack_within": "30m"},
+    )
+    async with rig(skipping_env, longer, StandIns(treatment=5)) as r:
+        await r.trigger("quality_regression", raised_by="qa-dri", reason="nDCG down")
+        await r.until(lambda s: s.state == "awaiting_decision")
+        await sleep(skipping_env, r, 9.9)
+        assert not [e for e in (await r.status()).escalations if e.key.startswith("target:")]
+        await sleep(skipping_env, r, 0.2)
+        status = await r.until(
+            lambda s: any(e.key == "target:trigger:quality_regression" for e in s.escalations)
+        )
+        [esc] = [e for e in status.escalations if e.key == "target:trigger:quality_regression"]
+        assert "no decision 10m after the trigger" in esc.reason
+        reply = await operations.decide(
+            r.client, r.deployment, DecisionInput(action="approve", person="qa-dri", note="ok")
+        )
+        assert reply.accepted, reply.message
+        late = await r.until(lambda s: any(e.kind == "target_late" for e in s.timeline))
+        [text] = [e.message for e in late.timeline if e.kind == "target_late"]
+        assert "trigger to decision: reached after" in text and "over its target of 10m" in text

@@ -80,8 +80,13 @@ def reversion(incident: IncidentSummary) -> str:
 def figures(incident: IncidentSummary, now: dict[str, float | None] | None) -> str:
     """One line per metric: before (the reading at the trigger, else the alert's value) → now."""
     before: dict[str, float | None] = dict(incident.figures_before)
-    for name, value in incident.evidence.items():
-        if before.get(name) is None:
+    known = set(before) | set(now or {})
+    evidence = dict(incident.evidence)
+    if "metric" in evidence and "value" in evidence:  # the canary watch's: the figure it judged
+        evidence[evidence["metric"]] = evidence["value"]
+    for key, value in evidence.items():
+        name = key.removeprefix("value.")  # an alert's values; its labels are not figures
+        if name in known and before.get(name) is None:
             before[name] = _float(value)
     names = sorted(set(before) | set(now or {}))
     if not names:

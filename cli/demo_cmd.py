@@ -13,7 +13,7 @@ from cli.demo import DEPLOYMENTS, Demo, DemoFailed
 from cli.errors import Failure
 from cli.output import console
 from cli.rollback_cmds import response_table, timeline_table
-from cli.stack import Stack
+from cli.stack import Stack, stop_on_signals
 from cli.temporal import client_for
 from config.settings import Settings, load_settings
 from runbook.loading import DEFAULT_POLICY, load_policy
@@ -66,10 +66,11 @@ def demo(
         if once:
             return
         typer.echo("Everything stays up for exploring (rollback status, the Web UI). Ctrl-C stops.")
-        try:
-            stack.wait()
-        except KeyboardInterrupt:
-            typer.echo("\nStopping…")
+        with stop_on_signals():
+            try:
+                stack.wait()
+            except KeyboardInterrupt as stop:
+                typer.echo(f"\nStopping ({stop or 'SIGINT'})…")
 
 
 async def _play(settings: Settings, token: str, policy: Policy) -> list[str]:

@@ -9,6 +9,8 @@ reaches only this process, which stops them in reverse order.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 import signal
@@ -16,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +48,9 @@ DEV_SERVER_TUNING = [
 ]
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 120.0
+"""A part restarted this many times within this window is given up on: the stack stops."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class Part:
     log: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     """Settings of this part only."""
+    restarts: list[float] = field(default_factory=list)
+    """When it was restarted (monotonic), the last few."""
 
 
 @dataclass
@@ -236,6 +243,12 @@ class Stack:
             "redis.rdb",
             "--save",
             "60 1",
+            # Every write in the append-only file, fsynced each second: the databases Step 2
+            # must leave alone survive a restart, a kill -9 included (a second at most lost).
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
         ]
         return Part("redis", argv, f"redis://{redis}", lambda: port_open(redis.host, redis.port))
 
@@ -317,6 +330,7 @@ class Stack:
                 start_new_session=True,
             )
         self.parts.append(part)
+        self._write_pids()
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while not part.ready():
             if part.process.poll() is not None:
@@ -339,10 +353,39 @@ class Stack:
                 )
 
     def wait(self) -> None:
-        """Until Ctrl-C or a part dies."""
+        """Supervise until stopped (Ctrl-C, SIGTERM, SIGHUP): a part that dies is restarted with
+        backoff while the others keep running; one that keeps dying stops the stack."""
         while True:
-            self.check()
+            for part in self.parts:
+                if part.process is not None and part.process.poll() is not None:
+                    self._restart(part)
             time.sleep(0.5)
+
+    def _restart(self, part: Part) -> None:
+        assert part.process is not None
+        code = part.process.returncode
+        now = time.monotonic()
+        part.restarts = [t for t in part.restarts if now - t < RESTART_WINDOW_SECONDS]
+        if len(part.restarts) >= MAX_RESTARTS:
+            raise Failure(
+                f"{part.name} keeps dying (exit {code}, {MAX_RESTARTS} restarts in "
+                f"{RESTART_WINDOW_SECONDS:g} s): stopping the stack. Its log:\n{self.tail(part)}"
+            )
+        delay = min(2.0 ** len(part.restarts) * 0.5, 8.0)
+        self.say(
+            f"  {part.name} exited (code {code}); restarting in {delay:g} s "
+            f"(restart {len(part.restarts) + 1} of {MAX_RESTARTS}; log: {part.log})"
+        )
+        time.sleep(delay)
+        part.restarts.append(time.monotonic())
+        self.parts.remove(part)
+        try:
+            self._start(part)
+        except Failure as error:
+            self.parts.append(part)  # dead again: the next round counts it
+            self.say(f"  {part.name} did not come back: {str(error).splitlines()[0]}")
+        else:
+            self.say(f"  {part.name} restarted (pid {part.process.pid})")
 
     def stop(self) -> None:
         for part in reversed(self.parts):
@@ -356,6 +399,15 @@ class Stack:
                 proc.kill()
                 proc.wait()
         self.parts.clear()
+
+    def _write_pids(self) -> None:
+        """`ROLLBACK_HOME/stack.json`: each part's pid and log, for operators (and tests)."""
+        parts = {
+            p.name: {"pid": p.process.pid, "log": str(p.log), "restarts": len(p.restarts)}
+            for p in self.parts
+            if p.process is not None
+        }
+        (self.home / "stack.json").write_text(json.dumps({"pid": os.getpid(), "parts": parts}))
 
     def tail(self, part: Part, lines: int = 15) -> str:
         if part.log is None or not part.log.exists():
@@ -373,6 +425,33 @@ class Stack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class StopRequested(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGINT: stop every part, in reverse order."""
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """What systemd, docker and supervisord send stops the stack as Ctrl-C does, in the
+    foreground or the background (where a shell may have set SIGINT to be ignored). A second
+    signal while stopping is ignored: the stop finishes."""
+    stopping = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        raise StopRequested(signal.Signals(signum).name)
+
+    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def port_free(host: str, port: int) -> bool:

@@ -8,7 +8,7 @@ import typer
 
 from cli.errors import UserError
 from cli.simulate_cmd import parse_deployments
-from cli.stack import Stack
+from cli.stack import Stack, stop_on_signals
 from config.settings import Settings, load_settings
 
 DEFAULT_DEPLOYMENTS = {"search-a": 25, "search-b": 50}
@@ -43,13 +43,14 @@ def up(
         raise UserError("--deployment needs the simulator (drop --no-simulator)")
     stack = Stack(settings, settings.home, deployments, simulator=simulator, gateway=gateway)
     typer.echo(f"Starting the rollback stack (state in {settings.home}/):")
-    with stack:
-        typer.echo(ready_text(settings, stack))
+    with stop_on_signals():
         try:
-            stack.wait()
-        except KeyboardInterrupt:
-            typer.echo("\nStopping…")
-    typer.echo("Stopped.")
+            with stack:
+                typer.echo(ready_text(settings, stack))
+                stack.wait()  # restarts a part that dies; returns only by a signal or failure
+        except KeyboardInterrupt as stop:
+            why = f" ({stop})" if str(stop) else ""
+            typer.echo(f"\nStopped{why}: every part, in reverse order.")
 
 
 def ready_text(settings: Settings, stack: Stack) -> str:
@@ -65,5 +66,6 @@ def ready_text(settings: Settings, stack: Stack) -> str:
         "  Try: rollback trigger -d search-a -t gate_failure -r 'recall gate failed' "
         "--as dri-backend\n"
         "       rollback status\n"
-        "Ctrl-C stops everything; `rollback up` again resumes what was in flight."
+        "Ctrl-C (or SIGTERM, SIGHUP) stops everything; a part that dies is restarted; "
+        "`rollback up` again resumes what was in flight."
     )

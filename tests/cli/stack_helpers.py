@@ -37,7 +37,8 @@ def rollback(
 
 
 class Up:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], background: bool = False) -> None:
+        """`background`: started as `rollback up &` is from a script, SIGINT ignored."""
         self.env = env
         self.out = Path(env["ROLLBACK_HOME"] + ".out")
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +48,9 @@ class Up:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                if background
+                else None,
             )
         deadline = time.monotonic() + 90
         while "Ready." not in self.out.read_text():
@@ -54,9 +58,14 @@ class Up:
             assert time.monotonic() < deadline, self.out.read_text()
             time.sleep(0.2)
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
         return self.proc.wait(timeout=60)
+
+    def parts(self) -> dict[str, int]:
+        """Each part's pid, as the supervisor writes them (ROLLBACK_HOME/stack.json)."""
+        data = json.loads((Path(self.env["ROLLBACK_HOME"]) / "stack.json").read_text())
+        return {name: part["pid"] for name, part in data["parts"].items()}
 
 
 def ports_of(env: dict[str, str]) -> list[int]:

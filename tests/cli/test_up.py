@@ -3,12 +3,16 @@ decision window open before a restart still ends on time after it."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis
 
 from cli.stack import port_free
 from tests.cli.stack_helpers import WINDOW_SECONDS, Up, ports_of, rollback, until
@@ -47,7 +51,7 @@ def test_up_serves_every_part_and_stops_them_all(up: Up) -> None:
     assert httpx.get(f"{env['ROLLBACK_TARGET_URL']}/lb/search-a/split").json()["treatment"] == 0
 
     assert up.stop() == 0
-    assert "Stopped." in up.out.read_text()
+    assert "Stopped (SIGINT)" in up.out.read_text()
     for port in ports_of(env):
         assert port_free("127.0.0.1", port), f"port {port} still taken after Ctrl-C"
 
@@ -84,3 +88,72 @@ def test_a_busy_port_is_a_clear_error(stack_env: dict[str, str]) -> None:
     for port in ports_of(stack_env):
         if port != int(stack_env["ROLLBACK_GATEWAY_PORT"]):
             assert port_free("127.0.0.1", port)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_the_supervisor_restarts_each_part_and_a_signal_stops_them_all(
+    stack_env: dict[str, str],
+) -> None:
+    """Started in the background (SIGINT ignored, as `rollback up &` from a script): each part
+    killed with SIGKILL is restarted while the others keep running, Redis keeps its data, the
+    stack still rolls back afterwards, and SIGINT stops every part, freeing every port."""
+    up = Up(stack_env, background=True)
+    try:
+        env = stack_env
+        redis = Redis.from_url(env["ROLLBACK_REDIS_URL"].rsplit("/", 1)[0] + "/5")
+        redis.set("kept-by-step-2", "yes")  # a database the cache flush must leave alone
+        before = up.parts()
+        for name in ("redis", "simulator", "worker", "gateway", "temporal"):
+            old = up.parts()
+            os.kill(old[name], signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while up.parts()[name] == old[name] or not alive(up.parts()[name]):
+                assert up.proc.poll() is None, up.out.read_text()[-2000:]
+                assert time.monotonic() < deadline, f"{name} not restarted"
+                time.sleep(0.2)
+            others = {n: p for n, p in old.items() if n != name}
+            assert all(alive(pid) for pid in others.values()), (name, others)
+            assert {n: up.parts()[n] for n in others} == others  # untouched
+        assert "worker exited (code -9); restarting" in up.out.read_text()
+        assert redis.get("kept-by-step-2") == b"yes"  # appendonly, fsynced every second
+        raised = rollback(
+            env,
+            "trigger",
+            "-d",
+            "search-a",
+            "-t",
+            "operational_anomaly",
+            "-r",
+            "after kills",
+            "--as",
+            "dri-search",
+            timeout=60,
+        )
+        assert raised.returncode == 0, raised.stdout + raised.stderr
+        assert until(env, "search-a", {"following_up"}, seconds=60)["mode"] == "manual"
+        after = up.parts()
+        assert up.stop(signal.SIGINT) == 0
+        assert "Stopped (SIGINT)" in up.out.read_text()
+        for pid in (*before.values(), *after.values()):
+            assert not alive(pid), f"pid {pid} outlived the stack"
+        for port in ports_of(env):
+            assert port_free("127.0.0.1", port), f"port {port} still taken"
+    finally:
+        if up.proc.poll() is None:
+            up.stop(signal.SIGKILL)
+
+
+def test_sigterm_stops_every_part(up: Up) -> None:
+    parts = up.parts()
+    assert up.stop(signal.SIGTERM) == 0
+    assert "Stopped (SIGTERM)" in up.out.read_text()
+    assert not any(alive(pid) for pid in parts.values())
+    for port in ports_of(up.env):
+        assert port_free("127.0.0.1", port)

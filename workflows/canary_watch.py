@@ -141,7 +141,13 @@ class CanaryWatchWorkflow:
 
     # --- handlers -----------------------------------------------------------------------
 
-    @workflow.signal(name=BLIND_SPOT_SIGNAL)
+    @workflow.signal(
+        name=BLIND_SPOT_SIGNAL,
+        description=(
+            "A monitoring blind spot (Grafana NoData, an absent() rule) or its end: recorded once "
+            "per outage, never a rollback"
+        ),
+    )
     def on_blind_spot(self, event: BlindSpotEvent) -> None:
         key = event.delivery_key
         if key is not None:
@@ -152,16 +158,27 @@ class CanaryWatchWorkflow:
                 self._seen.popitem(last=False)
         self._events.append(event)
 
-    @workflow.signal(name=STOP_SIGNAL)
+    @workflow.signal(
+        name=STOP_SIGNAL, description="Stop watching this deployment (rollback watch stop -d D)"
+    )
     def on_stop(self) -> None:
         self._stop = True
 
-    @workflow.signal(name=EVALUATE_SIGNAL)
+    @workflow.signal(
+        name=EVALUATE_SIGNAL,
+        description="Judge the canary too: read the metrics every interval (rollback watch -d D)",
+    )
     def on_evaluate(self) -> None:
         """`rollback watch -d D` on a watch a blind-spot alert started: judge the canary too."""
         self._evaluate = True
 
-    @workflow.query(name=WATCH_STATUS_QUERY)
+    @workflow.query(
+        name=WATCH_STATUS_QUERY,
+        description=(
+            "Each condition with its value, state and how long it has held; blind spots; what was "
+            "raised"
+        ),
+    )
     def status(self) -> WatchStatus:
         s = self._state
         return WatchStatus(

@@ -95,18 +95,35 @@ class FollowUpsWorkflow:
         info = workflow.info()
         return info.is_continue_as_new_suggested() or info.get_current_history_length() > 2_000
 
-    @workflow.update(name=ACK_UPDATE)
+    @workflow.update(
+        name=ACK_UPDATE,
+        description=(
+            "Acknowledge a follow-up (first hour, 2 h, 24 h, a week) as a roster person; answered "
+            "with the verdict"
+        ),
+    )
     def acknowledge(self, ack: FollowUpAck) -> DecisionReply:
         return self._acknowledge_once(ack)
 
-    @workflow.signal(name=ACK_SIGNAL)
+    @workflow.signal(
+        name=ACK_SIGNAL,
+        description=(
+            "A follow-up acknowledgement stored while no worker answered; judged by when it was "
+            "made"
+        ),
+    )
     def on_acknowledgement(self, ack: FollowUpAck) -> None:
         self._acknowledge_once(ack)
 
     def _acknowledge_once(self, ack: FollowUpAck) -> DecisionReply:
         return once(self._acks, ack.request_id, lambda: self._acknowledge(ack))
 
-    @workflow.signal(name=INCIDENT_SIGNAL)
+    @workflow.signal(
+        name=INCIDENT_SIGNAL,
+        description=(
+            "A trigger for the deployment during the post-rollback watch: a new incident, escalated"
+        ),
+    )
     def on_incident(self, event: TriggerEvent) -> None:
         self._incident_count += 1
         if len(self._incidents) >= MAX_INCIDENTS:
@@ -120,7 +137,10 @@ class FollowUpsWorkflow:
         self._incidents.append(entry)
         self._timeline.append(entry)
 
-    @workflow.query(name=STATUS_QUERY)
+    @workflow.query(
+        name=STATUS_QUERY,
+        description="The follow-ups: due times, acknowledgements, reminders and escalations",
+    )
     def status(self) -> FollowUpsStatus:
         return FollowUpsStatus(
             deployment=self._inp.deployment,

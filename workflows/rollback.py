@@ -167,12 +167,24 @@ class RollbackWorkflow:
         rb.flush()
         return status
 
-    @workflow.signal(name=TRIGGER_SIGNAL)
+    @workflow.signal(
+        name=TRIGGER_SIGNAL,
+        description=(
+            "Alerts and watch raises for this deployment (one or a batch): the first starts the "
+            "rollback, repeats are counted"
+        ),
+    )
     def on_trigger(self, event: TriggerEvent | TriggerBatch) -> None:
         for one in event.events if isinstance(event, TriggerBatch) else [event]:
             self._arrive(one, None)
 
-    @workflow.update(name=RAISE_UPDATE)
+    @workflow.update(
+        name=RAISE_UPDATE,
+        description=(
+            "A trigger raised by a person (CLI, Slack /rollback): answered with the rollback's "
+            "verdict"
+        ),
+    )
     async def raise_trigger(self, event: TriggerEvent) -> TriggerReply:
         """A trigger raised by a person: answered once the rollback has judged it."""
         self._ticket += 1
@@ -181,35 +193,67 @@ class RollbackWorkflow:
         await workflow.wait_condition(lambda: ticket in self.rb.trigger_replies)
         return self.rb.trigger_replies.pop(ticket)
 
-    @workflow.update(name=DECIDE_UPDATE)
+    @workflow.update(
+        name=DECIDE_UPDATE,
+        description=(
+            "Approve, deny or investigate the open decision window; authority and deadline "
+            "checked, every attempt recorded"
+        ),
+    )
     def decide(self, inp: DecisionInput) -> DecisionReply:
         """Every attempt is recorded; one without authority, or made after the deadline, is
         refused and changes nothing."""
         return self._decide_once(inp)
 
-    @workflow.signal(name=DECISION_SIGNAL)
+    @workflow.signal(
+        name=DECISION_SIGNAL,
+        description=(
+            "A decision stored while no worker answered; judged by when it was made, against the "
+            "deadline"
+        ),
+    )
     def on_decision(self, inp: DecisionInput) -> None:
         self._decide_once(inp)
 
-    @workflow.update(name=COMMS_UPDATE)
+    @workflow.update(
+        name=COMMS_UPDATE,
+        description=(
+            "Approve or hold the customer-communications wording (the phase's business-impact "
+            "authority)"
+        ),
+    )
     def approve_comms(self, inp: CommsApprovalInput) -> DecisionReply:
         """Approve or hold a held audience's wording; authority checked like a decision."""
         reply = self.comms.vote(inp)
         self._changed()
         return reply
 
-    @workflow.signal(name=COMMS_SIGNAL)
+    @workflow.signal(
+        name=COMMS_SIGNAL,
+        description=(
+            "A wording approval stored while no worker answered; judged by when it was made"
+        ),
+    )
     def on_comms_approval(self, inp: CommsApprovalInput) -> None:
         self.comms.vote(inp)
         self._changed()
 
-    @workflow.update(name=ESCALATION_ACK_UPDATE)
+    @workflow.update(
+        name=ESCALATION_ACK_UPDATE,
+        description=(
+            "Acknowledge an escalation (Slack, CLI, PagerDuty): it stops climbing the escalation "
+            "path"
+        ),
+    )
     def acknowledge_escalation(self, ack: EscalationAck) -> DecisionReply:
         """Someone has it in hand: the escalation stops climbing (a person must hold a role
         of the escalation path; PagerDuty's word, verified by the gateway, is taken)."""
         return once(self.rb.replies, ack.request_id, lambda: self._acknowledge(ack))
 
-    @workflow.signal(name=ESCALATION_ACK_SIGNAL)
+    @workflow.signal(
+        name=ESCALATION_ACK_SIGNAL,
+        description="An escalation acknowledgement stored while no worker answered",
+    )
     def on_escalation_ack(self, ack: EscalationAck) -> None:
         once(self.rb.replies, ack.request_id, lambda: self._acknowledge(ack))
 
@@ -222,7 +266,13 @@ class RollbackWorkflow:
         message = rb.escalations.acknowledge(ack)
         return DecisionReply(accepted=True, message=message, state=rb.status.state)
 
-    @workflow.query(name=STATUS_QUERY)
+    @workflow.query(
+        name=STATUS_QUERY,
+        description=(
+            "The rollback: state, decision window, steps and actions, response times, escalations,"
+            " timeline"
+        ),
+    )
     def status(self) -> RollbackStatus:
         s = self.rb.status
         return s.model_copy(

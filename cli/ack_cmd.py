@@ -8,17 +8,23 @@ from typing import Annotated
 
 import typer
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from cli.errors import Failure, UserError
 from cli.output import Format, console, print_json, reply_line
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
-from cli.temporal import client_for, explain_rpc
+from cli.temporal import answered_or_stored, client_for
 from client import operations
 from config.settings import Settings, load_settings
-from contract.follow_ups import FollowUpAck
-from contract.rollback import DecisionReply, EscalationAck, workflow_id
+from contract.follow_ups import ACK_SIGNAL, ACK_UPDATE, FollowUpAck
+from contract.rollback import (
+    ESCALATION_ACK_SIGNAL,
+    ESCALATION_ACK_UPDATE,
+    DecisionReply,
+    EscalationAck,
+    workflow_id,
+)
 
 
 def ack(
@@ -82,12 +88,15 @@ async def _ack_escalation(
     settings: Settings, deployment: str, ack: EscalationAck
 ) -> tuple[str, DecisionReply]:
     client = await client_for(settings)
-    try:
-        reply = await operations.acknowledge_escalation(client, deployment, ack)
-    except RPCError as error:
-        raise explain_rpc(error, deployment) from None
-    except WorkflowUpdateFailedError as error:
-        raise Failure(f"the acknowledgement failed: {error.cause}") from None
+    reply = await answered_or_stored(
+        client,
+        settings,
+        deployment,
+        workflow_id(deployment),
+        (ESCALATION_ACK_UPDATE, ESCALATION_ACK_SIGNAL),
+        ack,
+        "acknowledgement",
+    )
     return workflow_id(deployment), reply
 
 
@@ -106,13 +115,19 @@ async def _ack(settings: Settings, deployment: str, ack: FollowUpAck) -> tuple[s
     if not target.running:
         raise Failure(f"the follow-ups of {deployment!r} ({target.workflow_id}) have ended")
     try:
-        reply = await operations.acknowledge_follow_up(client, target.workflow_id, ack)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise Failure(
-                f"the follow-ups of {deployment!r} ({target.workflow_id}) have ended"
-            ) from None
-        raise Failure(f"Temporal refused the call for {deployment!r}: {error.message}") from None
+        reply = await answered_or_stored(
+            client,
+            settings,
+            deployment,
+            target.workflow_id,
+            (ACK_UPDATE, ACK_SIGNAL),
+            ack,
+            "acknowledgement",
+        )
+    except UserError:  # NOT_FOUND: it ended between the listing and the call
+        raise Failure(
+            f"the follow-ups of {deployment!r} ({target.workflow_id}) have ended"
+        ) from None
     except WorkflowUpdateFailedError as error:
         raise Failure(f"the acknowledgement failed: {error.cause}") from None
     return target.workflow_id, reply

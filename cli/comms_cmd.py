@@ -6,17 +6,20 @@ import asyncio
 from typing import Annotated, Literal
 
 import typer
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
 
-from cli.errors import Failure, UserError
+from cli.errors import UserError
 from cli.output import Format, show_reply
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
-from cli.temporal import client_for, explain_rpc
-from client import operations
+from cli.temporal import answered_or_stored, client_for
 from config.settings import Settings, load_settings
-from contract.rollback import CommsApprovalInput, DecisionReply
+from contract.rollback import (
+    COMMS_SIGNAL,
+    COMMS_UPDATE,
+    CommsApprovalInput,
+    DecisionReply,
+    workflow_id,
+)
 
 
 def comms(
@@ -67,9 +70,12 @@ async def _comms(
     settings: Settings, deployment: str, approval: CommsApprovalInput
 ) -> DecisionReply:
     client = await client_for(settings)
-    try:
-        return await operations.approve_comms(client, deployment, approval)
-    except RPCError as error:
-        raise explain_rpc(error, deployment) from None
-    except WorkflowUpdateFailedError as error:
-        raise Failure(f"the approval failed: {error.cause}") from None
+    return await answered_or_stored(
+        client,
+        settings,
+        deployment,
+        workflow_id(deployment),
+        (COMMS_UPDATE, COMMS_SIGNAL),
+        approval,
+        "approval",
+    )

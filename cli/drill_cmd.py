@@ -26,7 +26,7 @@ from cli.follow import SETTLED, follow
 from cli.output import Format, console, print_json
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import check_deployment, check_person, response_table
-from cli.temporal import client_for
+from cli.temporal import client_for, require_worker
 from client import operations
 from config.settings import Settings, load_settings
 from contract.rollback import DecisionInput, RollbackOptions, TriggerEvent, workflow_id
@@ -182,6 +182,7 @@ async def _drill(
     condition: Condition | None = None,
 ) -> tuple[RollbackStatus, Detection | None]:
     client = await client_for(settings)
+    await require_worker(client, settings, "drill not started")
     await _refuse_if_running(client, deployment)
     detection = None
     if condition is None:

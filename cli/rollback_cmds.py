@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import Failure, UserError
 from cli.output import Format, console, print_json, show_reply
 from cli.policy_cmd import read_policy
-from cli.temporal import client_for, explain_rpc
-from client import operations
+from cli.temporal import answered_or_stored, client_for, explain_rpc, live_workers
+from client import answers, operations
 from config.settings import Settings, load_settings
 from contract.rollback import (
+    DECIDE_UPDATE,
+    DECISION_SIGNAL,
     DecisionInput,
     DecisionReply,
     RollbackOptions,
@@ -25,7 +28,7 @@ from contract.rollback import (
     deployment_problem,
     workflow_id,
 )
-from contract.watch import WatchStatus
+from contract.watch import WatchStatus, watch_id
 from runbook.durations import format_duration
 from runbook.policy import Policy
 from runbook.status import DecisionAction, RollbackStatus
@@ -168,12 +171,15 @@ def decide(
 
 async def _decide(settings: Settings, deployment: str, decision: DecisionInput) -> DecisionReply:
     client = await client_for(settings)
-    try:
-        return await operations.decide(client, deployment, decision)
-    except RPCError as error:
-        raise explain_rpc(error, deployment) from None
-    except WorkflowUpdateFailedError as error:
-        raise Failure(f"the decision failed: {error.cause}") from None
+    return await answered_or_stored(
+        client,
+        settings,
+        deployment,
+        workflow_id(deployment),
+        (DECIDE_UPDATE, DECISION_SIGNAL),
+        decision,
+        "decision",
+    )
 
 
 def status(
@@ -182,28 +188,37 @@ def status(
     ] = None,
     format: FormatOption = Format.text,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="refresh every second")] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="show at most this many, newest first")
+    ] = 50,
+    all_: Annotated[bool, typer.Option("--all", help="show every rollback")] = False,
 ) -> None:
-    """Show rollbacks: all of them, or one with its timeline and response times.
+    """Show rollbacks: the newest (how many of how many), or one with its timeline and
+    response times.
 
     Example: rollback status -d search-a --format json
     """
     settings = load_settings()
     if deployment is not None:
         check_deployment(deployment)
-    asyncio.run(_status(settings, deployment, format, watch))
+    asyncio.run(_status(settings, deployment, format, watch, None if all_ else limit))
 
 
-async def _status(settings: Settings, deployment: str | None, format: Format, watch: bool) -> None:
+async def _status(
+    settings: Settings, deployment: str | None, format: Format, watch: bool, limit: int | None
+) -> None:
     client = await client_for(settings)
     while True:
         if deployment is None:
-            rows = await _list(client)
+            rows, total = await _list(client, limit)
             if format is Format.json:
-                print_json(rows)
+                print_json({"shown": len(rows), "total": total, "rollbacks": rows})
             else:
                 console.print(list_table(rows))
+                more = " (--all shows every one, --limit N more)" if len(rows) < total else ""
+                console.print(f"{len(rows)} of {total} rollbacks shown, newest first{more}")
         else:
-            current, watching = await _one(client, deployment)
+            current, watching = await _one(client, settings, deployment)
             if format is Format.json:
                 data: dict[str, object] = current.model_dump(mode="json") if current else {}
                 data["watch"] = watching.model_dump(mode="json") if watching else None
@@ -220,22 +235,50 @@ async def _status(settings: Settings, deployment: str | None, format: Format, wa
         await asyncio.sleep(1)
 
 
-async def _one(client: Client, deployment: str) -> tuple[RollbackStatus | None, WatchStatus | None]:
-    """The deployment's rollback and its canary watch; an error when it has neither."""
-    found: list[RollbackStatus | WatchStatus | None] = []
-    for read in (operations.status, operations.watch_status):
-        try:
-            found.append(await read(client, deployment))
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise explain_rpc(error, deployment) from None
-            found.append(None)
-    rollback, watching = found
-    if rollback is None and watching is None:
+async def _one(
+    client: Client, settings: Settings, deployment: str
+) -> tuple[RollbackStatus | None, WatchStatus | None]:
+    """The deployment's rollback and its canary watch; an error when it has neither (exit 2),
+    or when no worker would answer the queries (exit 1, within seconds)."""
+    exists = [await _exists(client, wid) for wid in (workflow_id(deployment), watch_id(deployment))]
+    if not any(exists):
         raise UserError(f"--deployment: no rollback or canary watch of {deployment!r} was found")
-    assert rollback is None or isinstance(rollback, RollbackStatus)
-    assert watching is None or isinstance(watching, WatchStatus)
+    found = await live_workers(client, settings)
+    if found.none:
+        raise Failure(f"cannot read the status of {deployment}: {found.explain()}")
+    rollback = await _query(exists[0], operations.status(client, deployment, answers.WITHIN))
+    watching = await _query(exists[1], operations.watch_status(client, deployment, answers.WITHIN))
     return rollback, watching
+
+
+Q = TypeVar("Q")
+
+
+async def _query(there: bool, call: Coroutine[Any, Any, Q]) -> Q | None:
+    """A status query bounded in time: no worker answering is exit 1, not a hang."""
+    if not there:
+        call.close()
+        return None
+    try:
+        return await call
+    except RPCError as error:
+        if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            raise Failure(
+                f"no worker answered the status query within {answers.WITHIN.total_seconds():g} s"
+            ) from None
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise Failure(f"Temporal refused the status query: {error.message}") from None
+
+
+async def _exists(client: Client, wid: str) -> bool:
+    try:
+        await client.get_workflow_handle(wid).describe(rpc_timeout=answers.WITHIN)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise Failure(f"Temporal refused to describe {wid}: {error.message}") from None
+    return True
 
 
 def render_watch(w: WatchStatus) -> None:
@@ -271,9 +314,15 @@ def render_watch(w: WatchStatus) -> None:
         console.print(f"  raised {r.trigger} at {r.at:%H:%M:%S} UTC: {r.reason}{sent}")
 
 
-async def _list(client: Client) -> list[dict[str, object]]:
+async def _list(client: Client, limit: int | None) -> tuple[list[dict[str, object]], int]:
+    """The newest rollbacks (all when `limit` is None), and how many there are in all."""
+    query = 'WorkflowType = "RollbackWorkflow"'
+    try:
+        total = (await client.count_workflows(query)).count
+    except RPCError as error:
+        raise Failure(f"Temporal refused to count the rollbacks: {error.message}") from None
     rows: list[dict[str, object]] = []
-    async for wf in client.list_workflows('WorkflowType = "RollbackWorkflow"', limit=50):
+    async for wf in client.list_workflows(query, limit=limit):
         attrs = wf.typed_search_attributes
         get = {key.name: value for key, value in ((p.key, p.value) for p in attrs)}
         rows.append(
@@ -289,7 +338,7 @@ async def _list(client: Client) -> list[dict[str, object]]:
                 "status": wf.status.name if wf.status else None,
             }
         )
-    return rows
+    return rows, total
 
 
 def list_table(rows: list[dict[str, object]]) -> Table:

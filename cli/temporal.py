@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from typing import TypeVar
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import Failure, UserError
+from client import answers
 from config.connection import connect
 from config.settings import Settings
+from contract.rollback import DecisionReply
+
+M = TypeVar("M", bound=BaseModel)
 
 
 async def client_for(settings: Settings) -> Client:
@@ -26,3 +33,52 @@ def explain_rpc(error: RPCError, deployment: str) -> Failure | UserError:
     if error.status == RPCStatusCode.NOT_FOUND:
         return UserError(f"--deployment: no rollback is running for deployment {deployment!r}")
     return Failure(f"Temporal refused the call for {deployment!r}: {error.message}")
+
+
+async def live_workers(client: Client, settings: Settings) -> answers.Workers:
+    """Whether a worker polls the task queue: found out in seconds, never a hang."""
+    try:
+        return await answers.workers(client, settings.task_queue)
+    except RPCError as error:
+        raise Failure(
+            f"cannot describe task queue {settings.task_queue!r}: {error.message}"
+        ) from None
+
+
+async def require_worker(client: Client, settings: Settings, what: str) -> None:
+    """Exit 1 at once, saying so, when no worker would answer."""
+    found = await live_workers(client, settings)
+    if found.none:
+        raise Failure(f"{what}: {found.explain()}")
+
+
+async def answered_or_stored(
+    client: Client,
+    settings: Settings,
+    deployment: str,
+    workflow: str,
+    calls: tuple[str, str],
+    message: M,
+    what: str,
+) -> DecisionReply:
+    """The workflow's verdict on a person's word; with no worker, the word is stored durably
+    (a signal) and the command exits 1 saying so, and how it will be judged."""
+    update, signal = calls
+    found = await live_workers(client, settings)
+    handle = client.get_workflow_handle(workflow)
+    try:
+        result = await answers.update_or_store(
+            handle, update, signal, message, no_worker=found.none
+        )
+    except RPCError as error:
+        raise explain_rpc(error, deployment) from None
+    except WorkflowUpdateFailedError as error:
+        raise Failure(f"the {what} failed: {error.cause}") from None
+    if isinstance(result, answers.Stored):
+        why = found.explain() if found.none else "no worker answered within 5 s"
+        raise Failure(
+            f"your {what} was stored durably in {workflow} but not judged yet: {why}. It will "
+            f"be judged by when it was made ({result.made_at:%H:%M:%S} UTC), not by when a "
+            "worker reads it"
+        )
+    return result

@@ -274,14 +274,18 @@ def stamped(message: S) -> S:
     return message.model_copy(update={"made_at": datetime.now(UTC)})
 
 
-async def status(client: Client, deployment: str) -> RollbackStatus:
+async def status(
+    client: Client, deployment: str, rpc_timeout: timedelta | None = None
+) -> RollbackStatus:
     handle = client.get_workflow_handle(workflow_id(deployment))
-    return await handle.query(STATUS_QUERY, result_type=RollbackStatus)
+    return await handle.query(STATUS_QUERY, result_type=RollbackStatus, rpc_timeout=rpc_timeout)
 
 
-async def watch_status(client: Client, deployment: str) -> WatchStatus:
+async def watch_status(
+    client: Client, deployment: str, rpc_timeout: timedelta | None = None
+) -> WatchStatus:
     handle = client.get_workflow_handle(watch_id(deployment))
-    return await handle.query(WATCH_STATUS_QUERY, result_type=WatchStatus)
+    return await handle.query(WATCH_STATUS_QUERY, result_type=WatchStatus, rpc_timeout=rpc_timeout)
 
 
 async def approve_comms(

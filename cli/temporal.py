@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import Failure, UserError
@@ -17,9 +18,9 @@ from contract.rollback import DecisionReply
 M = TypeVar("M", bound=BaseModel)
 
 
-async def client_for(settings: Settings) -> Client:
+async def client_for(settings: Settings, runtime: Runtime | None = None) -> Client:
     try:
-        return await connect(settings)
+        return await connect(settings, runtime)
     except Exception as error:  # the SDK raises a bare RuntimeError on connect
         raise Failure(
             f"cannot reach Temporal at {settings.temporal_address} "

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from cli.temporal import client_for
+from config.connection import metrics_runtime
 from config.settings import load_settings
 from worker.main import run_worker
 
@@ -19,7 +20,11 @@ def worker() -> None:
     settings = load_settings()
 
     async def main() -> None:
-        client = await client_for(settings)
+        address = settings.worker_metrics_address
+        runtime = metrics_runtime(address) if address else None
+        client = await client_for(settings, runtime)
+        if address:
+            logging.info("metrics on http://%s/metrics", address)
         await run_worker(client, settings)
 
     asyncio.run(main())

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from config.settings import Settings
 
 
-async def connect(settings: Settings) -> Client:
+def metrics_runtime(address: str) -> Runtime:
+    """A Temporal runtime whose metrics (the SDK's, and what workflows count with
+    `workflow.metric_meter()`) Prometheus scrapes at http://ADDRESS/metrics."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     tls: bool | TLSConfig = settings.temporal_tls or settings.temporal_api_key is not None
     if settings.temporal_tls_cert and settings.temporal_tls_key:
         tls = TLSConfig(
@@ -22,4 +29,5 @@ async def connect(settings: Settings) -> Client:
         api_key=settings.temporal_api_key,
         tls=tls,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )

@@ -16,6 +16,12 @@ class Settings(BaseSettings):
 
     temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port")
     temporal_namespace: str = "default"
+    worker_metrics_address: str | None = Field(
+        default=None,
+        description="host:port where the worker serves its metrics (the Temporal SDK's and the "
+        "rollbacks': started, trigger → reversion, decisions, escalations, steps over budget) "
+        "in Prometheus' format at /metrics; unset: none",
+    )
     temporal_tls: bool = Field(False, description="TLS to the frontend (implied by an API key)")
     temporal_api_key: str | None = Field(None, description="Temporal Cloud API key")
     temporal_tls_cert: Path | None = Field(None, description="mTLS client certificate (PEM)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Response
 from config.settings import Settings
 from gateway.alert_delivery import AlertDelivery, AlertsResponse
 from gateway.alerts import AlertmanagerWebhook, GrafanaWebhook
+from gateway.metrics import GatewayMetrics
 from gateway.temporal_link import TemporalLink
 from runbook.policy import Policy
 
@@ -28,7 +30,9 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
-def alerts_router(settings: Settings, policy: Policy, link: TemporalLink) -> APIRouter:
+def alerts_router(
+    settings: Settings, policy: Policy, link: TemporalLink, metrics: GatewayMetrics
+) -> APIRouter:
     router = APIRouter(prefix="/alerts", tags=["alerts"])
     delivery = AlertDelivery(settings, policy, link)
 
@@ -43,8 +47,14 @@ def alerts_router(settings: Settings, policy: Policy, link: TemporalLink) -> API
             raise HTTPException(401, "wrong bearer token", headers=CHALLENGE)
 
     async def answer(raw: list[dict[str, Any]], source: str, response: Response) -> AlertsResponse:
+        began = time.perf_counter()
         body, status = await delivery.deliver(raw, source)
         response.status_code = status  # 503: the sender retries; delivered alerts count once
+        for outcome in body.results:
+            metrics.alerts.labels(source, outcome.status).inc()
+        if status == 503:
+            metrics.temporal_errors.labels("alerts").inc()
+        metrics.webhook_seconds.labels(source, str(status)).observe(time.perf_counter() - began)
         return body
 
     @router.post("/alertmanager", response_model=AlertsResponse, dependencies=[Depends(authorized)])

@@ -14,11 +14,14 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from client import answers
 from config.settings import Settings
 from gateway.alert_routes import alerts_router
+from gateway.metrics import GatewayMetrics
 from gateway.pagerduty_routes import pagerduty_router
 from gateway.slack_handler import BadSlackRequest, Handled, SlackHandler
 from gateway.temporal_link import TemporalLink
@@ -31,6 +34,12 @@ class Health(BaseModel):
     ok: bool
     temporal: str
     address: str
+
+
+class Readiness(BaseModel):
+    ok: bool
+    temporal: str
+    workers: str
 
 
 def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = None) -> FastAPI:
@@ -49,8 +58,9 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
         version="1",
     )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.include_router(alerts_router(settings, policy, link))
-    app.include_router(pagerduty_router(settings, link))
+    metrics = GatewayMetrics()
+    app.include_router(alerts_router(settings, policy, link, metrics))
+    app.include_router(pagerduty_router(settings, link, metrics))
     background: set[asyncio.Task[None]] = set()
 
     @app.get("/healthz", response_model=Health, tags=["health"])
@@ -59,6 +69,34 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
         ok, detail = await link.healthy()
         body = Health(ok=ok, temporal=detail, address=settings.temporal_address)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    @app.get("/livez", tags=["health"])
+    async def livez() -> dict[str, bool]:
+        """Liveness: the process answers (restart it if not)."""
+        return {"ok": True}
+
+    @app.get("/readyz", response_model=Readiness, tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Readiness: Temporal answers and a worker polls the task queue (alerts would
+        otherwise only be stored): 200 if both, 503 naming what is missing."""
+        ok, detail = await link.healthy()
+        live, workers_detail = 0, "not checked: Temporal does not answer"
+        if ok:
+            try:
+                found = await answers.workers(await link.client(), settings.task_queue)
+                live = found.live
+                workers_detail = (
+                    f"{found.live} polling {settings.task_queue!r}" if live else found.explain()
+                )
+            except Exception as error:
+                workers_detail = f"cannot describe the task queue: {error}"
+        body = Readiness(ok=ok and live > 0, temporal=detail, workers=workers_detail)
+        return JSONResponse(body.model_dump(), status_code=200 if body.ok else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics_text() -> Response:
+        """The gateway's metrics in Prometheus' text format."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def signed_form(request: Request) -> tuple[dict[str, str], datetime]:
         """The verified form, and when the person acted: no later than Slack's signed
@@ -86,31 +124,50 @@ def create_app(settings: Settings, policy: Policy, link: TemporalLink | None = N
             return Response(status_code=200)
         return JSONResponse(handled.ack)
 
+    async def counted(kind: str, handle: Callable[[], Awaitable[Response]]) -> Response:
+        try:
+            response = await handle()
+        except HTTPException as error:
+            verdict = "unsigned" if error.status_code == 401 else "invalid"
+            metrics.slack.labels(kind, verdict).inc()
+            raise
+        metrics.slack.labels(kind, "taken").inc()
+        return response
+
     @app.post("/slack/interactions", tags=["slack"])
     async def slack_interactions(request: Request) -> Response:
         """Slack button clicks; signed; answered at once, decided in the background."""
-        form, made_at = await signed_form(request)
-        try:
-            payload = json.loads(form["payload"])
-            if not isinstance(payload, dict):
-                raise ValueError("payload is not an object")
-            return answer(slack.interaction(payload, made_at))
-        except KeyError:
-            raise HTTPException(400, "form field 'payload' is missing") from None
-        except (ValueError, TypeError, BadSlackRequest) as error:
-            raise HTTPException(400, f"payload: {error}") from None
+
+        async def handle() -> Response:
+            form, made_at = await signed_form(request)
+            try:
+                payload = json.loads(form["payload"])
+                if not isinstance(payload, dict):
+                    raise ValueError("payload is not an object")
+                return answer(slack.interaction(payload, made_at))
+            except KeyError:
+                raise HTTPException(400, "form field 'payload' is missing") from None
+            except (ValueError, TypeError, BadSlackRequest) as error:
+                raise HTTPException(400, f"payload: {error}") from None
+
+        return await counted("interaction", handle)
 
     @app.post("/slack/commands", tags=["slack"])
     async def slack_commands(request: Request) -> Response:
         """The `/rollback` slash command; signed."""
-        form, made_at = await signed_form(request)
-        try:
-            return answer(slack.command(form, made_at))
-        except (ValueError, TypeError, BadSlackRequest) as error:
-            raise HTTPException(400, f"command: {error}") from None
+
+        async def handle() -> Response:
+            form, made_at = await signed_form(request)
+            try:
+                return answer(slack.command(form, made_at))
+            except (ValueError, TypeError, BadSlackRequest) as error:
+                raise HTTPException(400, f"command: {error}") from None
+
+        return await counted("command", handle)
 
     app.state.slack = slack
     app.state.link = link
+    app.state.metrics = metrics
     return app
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from config.settings import Settings
 from contract.rollback import EscalationAck, deployment_problem, escalation_of
 from gateway.decisions import deliver_escalation_ack
+from gateway.metrics import GatewayMetrics
 from gateway.temporal_link import TemporalLink
 
 SIGNATURE_HEADER = "X-PagerDuty-Signature"
@@ -45,12 +46,24 @@ def signed(secret: str, body: bytes, header: str | None) -> bool:
     return any(hmac.compare_digest(expected, sig) for sig in given)
 
 
-def pagerduty_router(settings: Settings, link: TemporalLink) -> APIRouter:
+def pagerduty_router(settings: Settings, link: TemporalLink, metrics: GatewayMetrics) -> APIRouter:
     router = APIRouter(prefix="/pagerduty", tags=["pagerduty"])
 
     @router.post("/webhook", response_model=PagerDutyAnswer)
     async def webhook(request: Request) -> JSONResponse:
         """PagerDuty's v3 webhook subscription: `incident.acknowledged` stops the climb."""
+        try:
+            answer = await judged(request)
+        except HTTPException as error:
+            metrics.pagerduty.labels("unsigned" if error.status_code == 401 else "invalid").inc()
+            raise
+        outcome = json.loads(bytes(answer.body))["outcome"]
+        metrics.pagerduty.labels(outcome).inc()
+        if outcome == "not_recorded":
+            metrics.temporal_errors.labels("pagerduty").inc()
+        return answer
+
+    async def judged(request: Request) -> JSONResponse:
         secret = settings.pagerduty_webhook_secret
         if not secret:
             raise HTTPException(401, "the gateway has no ROLLBACK_PAGERDUTY_WEBHOOK_SECRET")

@@ -327,9 +327,22 @@ def test_prometheus_loads_the_rules_and_sends_to_alertmanager() -> None:
     host, port = target.split(":")
     assert host == "alertmanager" and int(port) in published("alertmanager")
     scraped = {
-        t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+        t
+        for job in config["scrape_configs"]
+        for c in job.get("static_configs", [])
+        for t in c["targets"]
+    }
+    scraped |= {
+        f"{name}:{c['port']}"
+        for job in config["scrape_configs"]
+        for c in job.get("dns_sd_configs", [])
+        for name in c["names"]
     }
     assert f"simulator:{listening_port('simulator')}" in scraped
+    # The engine's own metrics: the gateway's /metrics and the worker's metrics address.
+    assert f"gateway:{listening_port('gateway')}" in scraped
+    worker = SERVICES["worker"]["environment"]["ROLLBACK_WORKER_METRICS_ADDRESS"]
+    assert f"worker:{worker.rsplit(':', 1)[1]}" in scraped
 
 
 def test_alertmanager_posts_to_the_gateway_with_the_gateways_token() -> None:

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from runbook.policy import RecoveryTarget
     from runbook.status import ActionRecord, RecoveryMeasure, RootCauseMaterial, StepRecord
     from runbook.timing import StepTiming, response_times, reversion_interval, step_timing
+    from workflows import metering
     from workflows import search_attributes as sa
     from workflows.comms import CommsApprovals
     from workflows.deadlines import Deadlines
@@ -241,6 +242,7 @@ class Procedure:
             )
         except TimeoutError:
             record.late = True
+            metering.over_budget(record.id)
             still = [a for a in self._records(step_id) if not a.settled]
             names = ", ".join(
                 f"`{a.command}`" + (f" ({a.error})" if a.error else "") for a in still
@@ -313,6 +315,8 @@ class Procedure:
                     f"{done.before.treatment}%",
                 )
             s.instants["traffic_reverted"] = action.settled_at
+            if "trigger" in s.instants and action.settled_at is not None:
+                metering.reverted(action.settled_at - s.instants["trigger"], s.trigger or "")
             start, end = reversion_interval(s.mode)
             if start in s.instants:
                 seconds = (s.instants[end] - s.instants[start]).total_seconds()
@@ -419,6 +423,7 @@ class Procedure:
             )
         except TimeoutError:
             record.late = True
+            metering.over_budget(record.id)
             still = " still retrying" if timing.schedule_to_close > timing.budget else ""
             rb.escalate(
                 f"budget:{step_id}",

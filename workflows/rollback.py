@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from runbook.status import RollbackStatus
     from runbook.timing import intervals
+    from workflows import metering
     from workflows import search_attributes as sa
     from workflows.comms import CommsApprovals
     from workflows.decision_window import DecisionWindow, Verdict, at_clock
@@ -107,6 +108,8 @@ class RollbackWorkflow:
         self._message: DecisionMessage | None = None
         self._request: DecisionRequestInput | None = None
         self._split: tuple[datetime, int] | None = None
+        self._last_via = "unknown"
+        """How the last accepted vote came (slack, cli): the decision's `via` metric."""
         self._watch_until: datetime | None = None
         self._accepted = inp.carried is not None
         """Whether any trigger of this incident was taken (a run of only refused ones ends)."""
@@ -531,6 +534,8 @@ class RollbackWorkflow:
             )
 
     def _adopt_verdict(self, verdict: Verdict) -> None:
+        via = "default" if verdict.by_default else self._last_via
+        metering.decided(verdict.action, "system" if verdict.by == ["system"] else via)
         s = self.rb.status
         s.decided_by = verdict.by
         s.instants["decision"] = verdict.at
@@ -613,6 +618,8 @@ class RollbackWorkflow:
         rb = self.rb
         now = workflow.now()
         vote = self.window.vote(inp.person, inp.action, inp.via, inp.made_at or now, now)
+        if vote.accepted:
+            self._last_via = inp.via
         for note in vote.notes:
             rb.record(*note)
         self._changed()
@@ -680,6 +687,8 @@ class RollbackWorkflow:
         if first and self.rb.ladder:
             self.rb.messenger.spawn(self._figures_before())
         s.instants["trigger"] = at
+        if first:
+            metering.started(event.trigger, phase)
         self.rb.upsert(sa.TRIGGER.value_set(event.trigger))
         if phase is not None:
             self.rb.upsert(sa.CANARY_PHASE.value_set(phase))

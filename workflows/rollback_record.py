@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.procedure import RollbackActivities
     from contract.rollback import DecisionReply, RollbackInput, TriggerReply
     from runbook.status import RollbackState, RollbackStatus, TimelineEntry
+    from workflows import metering
     from workflows import search_attributes as sa
     from workflows.escalation import Escalations
     from workflows.messenger import Messenger
@@ -144,6 +145,7 @@ class RollbackRecord:
         if key in self.escalated:
             return
         self.escalated.add(key)
+        metering.escalated(key.split(":", 1)[0])
         self.record("escalation", reason)
         self.escalations.open(key, reason)
 

@@ -18,9 +18,11 @@ from contract.rollback import DecisionReply
 M = TypeVar("M", bound=BaseModel)
 
 
-async def client_for(settings: Settings, runtime: Runtime | None = None) -> Client:
+async def client_for(
+    settings: Settings, runtime: Runtime | None = None, service: str = "rollback-cli"
+) -> Client:
     try:
-        return await connect(settings, runtime)
+        return await connect(settings, runtime, service)
     except Exception as error:  # the SDK raises a bare RuntimeError on connect
         raise Failure(
             f"cannot reach Temporal at {settings.temporal_address} "

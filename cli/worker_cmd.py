@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from cli.temporal import client_for
+from config import tracing
 from config.connection import metrics_runtime
 from config.settings import load_settings
 from worker.main import run_worker
@@ -22,9 +23,13 @@ def worker() -> None:
     async def main() -> None:
         address = settings.worker_metrics_address
         runtime = metrics_runtime(address) if address else None
-        client = await client_for(settings, runtime)
+        client = await client_for(settings, runtime, "rollback-worker")
         if address:
             logging.info("metrics on http://%s/metrics", address)
-        await run_worker(client, settings)
+        try:
+            await run_worker(client, settings)
+        finally:
+            if settings.otlp_endpoint:
+                tracing.flush()
 
     asyncio.run(main())

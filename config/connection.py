@@ -7,6 +7,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
+from config import tracing
 from config.settings import Settings
 
 
@@ -16,7 +17,11 @@ def metrics_runtime(address: str) -> Runtime:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
-async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+async def connect(
+    settings: Settings, runtime: Runtime | None = None, service: str = "rollback"
+) -> Client:
+    """`service`: the name traces carry (rollback-worker, rollback-gateway) when
+    ROLLBACK_OTLP_ENDPOINT is set."""
     tls: bool | TLSConfig = settings.temporal_tls or settings.temporal_api_key is not None
     if settings.temporal_tls_cert and settings.temporal_tls_key:
         tls = TLSConfig(
@@ -30,4 +35,5 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         tls=tls,
         data_converter=pydantic_data_converter,
         runtime=runtime,
+        interceptors=tracing.interceptors(settings, service),
     )

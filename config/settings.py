@@ -16,6 +16,12 @@ class Settings(BaseSettings):
 
     temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port")
     temporal_namespace: str = "default"
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OpenTelemetry collector's OTLP/HTTP traces URL (e.g. "
+        "http://otel-collector:4318/v1/traces): the worker and the gateway trace every "
+        "workflow, activity, signal and update through it; unset: no tracing",
+    )
     worker_metrics_address: str | None = Field(
         default=None,
         description="host:port where the worker serves its metrics (the Temporal SDK's and the "

@@ -28,7 +28,8 @@ class TemporalLink:
             if self._client is None:
                 try:
                     self._client = await asyncio.wait_for(
-                        connect(self._settings), timeout=self._settings.alerts_answer_within
+                        connect(self._settings, service="rollback-gateway"),
+                        timeout=self._settings.alerts_answer_within,
                     )
                 except Exception as error:
                     raise TemporalUnavailable(

@@ -50,10 +50,12 @@ def test_up_serves_every_part_and_stops_them_all(up: Up) -> None:
     assert done["mode"] == "auto"
     assert httpx.get(f"{env['ROLLBACK_TARGET_URL']}/lb/search-a/split").json()["treatment"] == 0
 
-    assert up.stop() == 0
-    assert "Stopped (SIGINT)" in up.out.read_text()
+    parts = up.parts()
+    assert up.stop(signal.SIGTERM) == 0  # what systemd, docker and supervisord send
+    assert "Stopped (SIGTERM)" in up.out.read_text()
+    assert not any(alive(pid) for pid in parts.values())
     for port in ports_of(env):
-        assert port_free("127.0.0.1", port), f"port {port} still taken after Ctrl-C"
+        assert port_free("127.0.0.1", port), f"port {port} still taken after SIGTERM"
 
 
 def test_a_window_open_before_a_restart_ends_on_time(up: Up) -> None:
@@ -148,12 +150,3 @@ def test_the_supervisor_restarts_each_part_and_a_signal_stops_them_all(
     finally:
         if up.proc.poll() is None:
             up.stop(signal.SIGKILL)
-
-
-def test_sigterm_stops_every_part(up: Up) -> None:
-    parts = up.parts()
-    assert up.stop(signal.SIGTERM) == 0
-    assert "Stopped (SIGTERM)" in up.out.read_text()
-    assert not any(alive(pid) for pid in parts.values())
-    for port in ports_of(up.env):
-        assert port_free("127.0.0.1", port)

@@ -204,7 +204,9 @@ async def rollbacks(client: Client, deployments: list[str]) -> tuple[int, list[i
     return started, events, escalations
 
 
-async def run(alerts: int, count: int, seconds: float, calm: int, flood_bodies: int) -> int:
+async def run(
+    alerts: int, count: int, seconds: float, calm: int, flood_bodies: int, watch: bool = True
+) -> int:
     home = Path(tempfile.mkdtemp(prefix="storm-"))
     ports = {name: free_port() for name in ("temporal", "ui", "redis", "sim", "gateway")}
     env = {
@@ -222,6 +224,7 @@ async def run(alerts: int, count: int, seconds: float, calm: int, flood_bodies: 
         Settings(_env_file=None),  # type: ignore[call-arg]
         home,
         {**dict.fromkeys(storm + quiet, 25), "floor": 25},
+        watch=watch,
         say=lambda line: print(line, file=sys.stderr),
     )
     with stack:
@@ -432,8 +435,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--calm", type=int, default=10, help="alerts of the calm, 1 s apart")
     parser.add_argument("--flood", type=int, default=2000, help="webhooks sent unpaced")
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="without the canary watches `rollback up` starts (the alert path alone)",
+    )
     args = parser.parse_args()
-    code = asyncio.run(run(args.alerts, args.deployments, args.seconds, args.calm, args.flood))
+    code = asyncio.run(
+        run(args.alerts, args.deployments, args.seconds, args.calm, args.flood, not args.no_watch)
+    )
     sys.stdout.flush()
     os._exit(code)  # the Temporal client's threads can crash the interpreter's exit
 

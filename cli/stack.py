@@ -104,6 +104,8 @@ class Stack:
     deployments: dict[str, int] = field(default_factory=dict)
     simulator: bool = True
     gateway: bool = True
+    watch: bool = True
+    """Start the canary watch of each simulated deployment."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """Settings for the children only (the demo shortens Step 4's observation)."""
     say: Callable[[str], None] = print
@@ -282,7 +284,7 @@ class Stack:
         try:
             for part in planned:
                 self._start(part)
-            if self.simulator and self.deployments:
+            if self.simulator and self.deployments and self.watch:
                 self._watch(sorted(self.deployments))
         except BaseException:
             self.stop()

@@ -30,6 +30,9 @@ def up(
         typer.Option(help="run the simulated target when ROLLBACK_TARGET_URL is on this machine"),
     ] = True,
     gateway: Annotated[bool, typer.Option(help="run the gateway")] = True,
+    watch: Annotated[
+        bool, typer.Option(help="start the canary watch of each simulated deployment")
+    ] = True,
 ) -> None:
     """Run the embedded stack: Temporal dev server + Web UI, Redis, simulator, worker, gateway.
 
@@ -41,7 +44,9 @@ def up(
     deployments = parse_deployments(deployment or []) or dict(DEFAULT_DEPLOYMENTS)
     if deployment and not simulator:
         raise UserError("--deployment needs the simulator (drop --no-simulator)")
-    stack = Stack(settings, settings.home, deployments, simulator=simulator, gateway=gateway)
+    stack = Stack(
+        settings, settings.home, deployments, simulator=simulator, gateway=gateway, watch=watch
+    )
     typer.echo(f"Starting the rollback stack (state in {settings.home}/):")
     with stop_on_signals():
         try:

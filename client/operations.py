@@ -88,21 +88,26 @@ async def send_trigger(
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
     first = event.events[0].trigger if isinstance(event, TriggerBatch) else event.trigger
-    return await client.start_workflow(
-        ROLLBACK_WORKFLOW,
-        RollbackInput(deployment=deployment, policy=policy, options=options),
-        start_signal=TRIGGER_SIGNAL,
-        start_signal_args=[event],
-        result_type=RollbackStatus,
-        rpc_timeout=rpc_timeout,
-        **start_options(
-            task_queue=task_queue,
-            policy=policy,
-            deployment=deployment,
-            options=options,
-            trigger=first,
-        ),
-    )
+    try:
+        return await client.start_workflow(
+            ROLLBACK_WORKFLOW,
+            RollbackInput(deployment=deployment, policy=policy, options=options),
+            start_signal=TRIGGER_SIGNAL,
+            start_signal_args=[event],
+            result_type=RollbackStatus,
+            rpc_timeout=rpc_timeout,
+            **start_options(
+                task_queue=task_queue,
+                policy=policy,
+                deployment=deployment,
+                options=options,
+                trigger=first,
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        # Started by a concurrent sender between our two calls (the time-skipping server
+        # answers a racing signal-with-start so): it runs, so a signal joins it.
+        return await signal_running(client, deployment, event, rpc_timeout=rpc_timeout)
 
 
 async def signal_running(

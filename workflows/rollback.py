@@ -73,7 +73,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.once import once
     from workflows.people import people_refs, role_holders
     from workflows.procedure import Procedure
-    from workflows.rollback_record import DECISION_TARGETS_PATCH, RollbackRecord
+    from workflows.rollback_record import (
+        DECISION_TARGETS_PATCH,
+        HELD_DECISIONS_PATCH,
+        RollbackRecord,
+    )
 
 SPLIT_CACHE = timedelta(seconds=5)
 """An alert storm reads the load balancer once, not once per alert."""
@@ -108,6 +112,8 @@ class RollbackWorkflow:
         self._message: DecisionMessage | None = None
         self._request: DecisionRequestInput | None = None
         self._split: tuple[datetime, int] | None = None
+        self._held: list[DecisionInput] = []
+        """Decisions stored before the first window opened (see `on_decision`)."""
         self._last_via = "unknown"
         """How the last accepted vote came (slack, cli): the decision's `via` metric."""
         self._watch_until: datetime | None = None
@@ -216,7 +222,15 @@ class RollbackWorkflow:
         ),
     )
     def on_decision(self, inp: DecisionInput) -> None:
+        if self._before_first_window() and workflow.patched(HELD_DECISIONS_PATCH):
+            # Stored while no worker ran, before the trigger that opens the window was read:
+            # judged (by when it was made) once the window is open, not refused as early.
+            self._held.append(inp)
+            return
         self._decide_once(inp)
+
+    def _before_first_window(self) -> bool:
+        return bool(self._inbox) and self.window.current is None and self.window.last is None
 
     @workflow.update(
         name=COMMS_UPDATE,
@@ -339,6 +353,9 @@ class RollbackWorkflow:
             rb.messenger.check()
             while self._inbox and self.window.verdict is None:
                 await self._consider(*self._inbox.pop(0))
+            held, self._held = self._held, []
+            for decision in held:
+                self._decide_once(decision)
             verdict = self.window.verdict
             if verdict is not None and verdict.action == "rollback":
                 for event, at, ticket in self._inbox:

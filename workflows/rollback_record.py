@@ -32,6 +32,8 @@ REMEMBERED_DELIVERIES = 1_000
 REMEMBERED_REPLIES = 200
 LADDER_PATCH = "escalation-ladder"
 DECISION_TARGETS_PATCH = "decision-targets"
+HELD_DECISIONS_PATCH = "held-decisions"
+"""A decision stored before the first window opened waits for it instead of being refused."""
 """Targets that end at the decision are watched from the window's opening (not the procedure's)."""
 """Rollbacks started before the escalation ladder and the plan's clocks (phase budgets,
 response targets) keep their one-message escalations when they replay."""

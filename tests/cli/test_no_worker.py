@@ -52,6 +52,19 @@ async def test_no_worker_means_exit_1_in_seconds_and_a_stored_decision_is_judged
         code, out, took = timed(*args)
         assert code == 1 and f"no worker polls task queue {task_queue!r}" in out, (args, out)
         assert took < 10, (args, took)
+    # Decided before any worker read the trigger (no window yet): stored, and judged once the
+    # window opens, not refused as early.
+    early = f"search-{uuid4().hex[:8]}"
+    await operations.send_trigger(
+        local_env.client,
+        task_queue=task_queue,
+        policy=policy,
+        deployment=early,
+        event=TriggerEvent(trigger="gate_failure", source="test", reason="recall gate"),
+        options=RollbackOptions(ui_metadata=False),
+    )
+    code, out, took = timed("decide", "-d", early, "--approve", "--as", "dri-backend")
+    assert code == 1 and "stored durably" in out and took < 10, out
     for args in (
         ["status", "-d", "nosuch-dep"],
         ["report", "-d", "nosuch-dep"],
@@ -70,9 +83,9 @@ async def test_no_worker_means_exit_1_in_seconds_and_a_stored_decision_is_judged
             activities=standins.activities(),
         )
 
-    async def state(wanted: set[str]) -> RollbackStatus:
+    async def state(wanted: set[str], of: str = deployment) -> RollbackStatus:
         for _ in range(100):
-            status = await operations.status(local_env.client, deployment)
+            status = await operations.status(local_env.client, of)
             if status.state in wanted:
                 return status
             await asyncio.sleep(0.1)
@@ -80,6 +93,9 @@ async def test_no_worker_means_exit_1_in_seconds_and_a_stored_decision_is_judged
 
     async with worker():  # the window opens; then the worker goes away
         opened = await state({"awaiting_decision"})
+        decided_early = await state({"rolling_back", "rolled_back", "following_up"}, early)
+        assert decided_early.decided_by == ["dri-backend"], decided_early.timeline
+        await local_env.client.get_workflow_handle(f"rollback-{early}").terminate("done")
     assert opened.decision is not None
     code, out, took = timed("decide", "-d", deployment, "--approve", "--as", "dri-backend")
     assert code == 1, out

@@ -266,6 +266,14 @@ async def test_a_target_that_ends_at_the_decision_escalates_while_the_window_is_
             r.client, r.deployment, DecisionInput(action="approve", person="qa-dri", note="ok")
         )
         assert reply.accepted, reply.message
-        late = await r.until(lambda s: any(e.kind == "target_late" for e in s.timeline))
-        [text] = [e.message for e in late.timeline if e.kind == "target_late"]
+        late = await r.until(
+            lambda s: any(
+                e.kind == "target_late" and "trigger to decision" in e.message for e in s.timeline
+            )
+        )
+        [text] = [
+            e.message
+            for e in late.timeline
+            if e.kind == "target_late" and "trigger to decision" in e.message
+        ]
         assert "trigger to decision: reached after" in text and "over its target of 10m" in text

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 
 import httpx
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import Failure, UserError
-from client import operations
+from client import answers, operations
 from config.settings import Settings
 from contract.rollback import RollbackOptions, workflow_id
 from contract.watch import watch_id
@@ -135,8 +135,8 @@ async def wait_until_judged(client: Client, deployment: str, condition: str, wit
     state = "not read yet"
     while time.monotonic() < deadline:
         try:
-            status = await operations.watch_status(client, deployment)
-        except RPCError:
+            status = await operations.watch_status(client, deployment, answers.WITHIN)
+        except (RPCError, WorkflowQueryFailedError):
             status = None
         if status is not None:
             states = {c.id: c.state for c in status.conditions}
@@ -225,7 +225,10 @@ async def _running_watch(client: Client, deployment: str) -> bool | None:
         raise Failure(f"cannot read {watch_id(deployment)}: {error.message}") from None
     if described.status != WorkflowExecutionStatus.RUNNING:
         return None
-    return (await operations.watch_status(client, deployment)).drill
+    try:
+        return (await operations.watch_status(client, deployment, answers.WITHIN)).drill
+    except (RPCError, WorkflowQueryFailedError) as error:
+        raise Failure(f"cannot read the canary watch of {deployment}: {error}") from None
 
 
 async def _stop_and_wait(client: Client, deployment: str, within: float = 30.0) -> None:

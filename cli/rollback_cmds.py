@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import Failure, UserError
@@ -261,6 +261,8 @@ async def _query(there: bool, call: Coroutine[Any, Any, Q]) -> Q | None:
         return None
     try:
         return await call
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as error:
+        raise Failure(f"the status query failed: {error}") from None
     except RPCError as error:
         if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
             raise Failure(

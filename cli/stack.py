@@ -48,6 +48,7 @@ DEV_SERVER_TUNING = [
 ]
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 120.0
 """A part restarted this many times within this window is given up on: the stack stops."""
@@ -320,7 +321,9 @@ class Stack:
             path.chmod(0o600)
         return path.read_text().strip()
 
-    def _start(self, part: Part) -> None:
+    def _start(self, part: Part, restart: bool = False) -> None:
+        if not restart:
+            self.parts.append(part)  # before it runs: a signal now still stops it
         part.log = self.home / "logs" / f"{part.name}.log"
         with part.log.open("ab") as log:
             part.process = subprocess.Popen(
@@ -331,7 +334,6 @@ class Stack:
                 env={**self.env, **part.env},
                 start_new_session=True,
             )
-        self.parts.append(part)
         self._write_pids()
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while not part.ready():
@@ -358,7 +360,7 @@ class Stack:
         """Supervise until stopped (Ctrl-C, SIGTERM, SIGHUP): a part that dies is restarted with
         backoff while the others keep running; one that keeps dying stops the stack."""
         while True:
-            for part in self.parts:
+            for part in list(self.parts):
                 if part.process is not None and part.process.poll() is not None:
                     self._restart(part)
             time.sleep(0.5)
@@ -380,16 +382,26 @@ class Stack:
         )
         time.sleep(delay)
         part.restarts.append(time.monotonic())
-        self.parts.remove(part)
         try:
-            self._start(part)
+            self._start(part, restart=True)  # in its place: the stop order stays the start order
         except Failure as error:
-            self.parts.append(part)  # dead again: the next round counts it
             self.say(f"  {part.name} did not come back: {str(error).splitlines()[0]}")
         else:
+            assert part.process is not None
             self.say(f"  {part.name} restarted (pid {part.process.pid})")
 
     def stop(self) -> None:
+        """Every part, in reverse order; signals meanwhile are ignored (the stop finishes)."""
+        previous = {}
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to guard
+            previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+        try:
+            self._stop_parts()
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _stop_parts(self) -> None:
         for part in reversed(self.parts):
             proc = part.process
             if proc is None or proc.poll() is not None:
@@ -447,8 +459,7 @@ def stop_on_signals() -> Iterator[None]:
         stopping = True
         raise StopRequested(signal.Signals(signum).name)
 
-    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from contract.rollback import RollbackOptions
 from runbook.policy import Policy
@@ -41,7 +41,7 @@ class FollowUpAck(BaseModel):
     via: str = "cli"
     note: str = ""
     request_id: str | None = None
-    made_at: datetime | None = Field(
+    made_at: AwareDatetime | None = Field(
         default=None,
         description="when the person acknowledged, stamped by the CLI or the gateway on receipt",
     )

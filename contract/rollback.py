@@ -130,7 +130,7 @@ class DecisionInput(BaseModel):
     request_id: str | None = Field(
         default=None, description="the same id twice (a double click) counts once"
     )
-    made_at: datetime | None = Field(
+    made_at: AwareDatetime | None = Field(
         default=None,
         description="when the person decided, stamped by the CLI or the gateway on receipt; a "
         "decision made at or after the window's deadline is refused as late",
@@ -154,7 +154,7 @@ class CommsApprovalInput(BaseModel):
     request_id: str | None = Field(
         default=None, description="the same id twice (a double click) counts once"
     )
-    made_at: datetime | None = Field(
+    made_at: AwareDatetime | None = Field(
         default=None, description="when the person answered; judged against the deadline"
     )
 

@@ -89,6 +89,8 @@ class WatchInput(BaseModel):
     past_blind_spots: int = 0
     """Carried over when a long watch continues as new."""
     state: WatchState | None = None
+    pending: list[BlindSpotEvent] = []
+    """Blind-spot events that arrived while the previous run was ending: handled first."""
 
 
 class ConditionStatus(BaseModel):

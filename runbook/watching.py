@@ -7,7 +7,8 @@ Sustain is exact and honest:
   one interval of the period's end, and a breach one reading short is not);
 - a healthy reading resets the clock;
 - a reading that cannot be taken is neither: the clock pauses (the time of the gap does not
-  count), and a run of them is a monitoring blind spot, never a breach.
+  count), and a run of them is a monitoring blind spot, never a breach; so is a stretch of more
+  than two intervals with no reading at all (the worker down).
 
 Prometheus' `for:` resets on a missing sample instead; with no gap both agree (tested).
 """
@@ -190,8 +191,16 @@ class Clock(BaseModel):
 Verdict = Literal["healthy", "breaching", "sustained", "unreadable"]
 
 
-def observe(condition: Condition, clock: Clock, at: datetime, value: float | None) -> Verdict:
-    """One reading at `at`; `sustained` exactly once per breach, when it has lasted."""
+def observe(
+    condition: Condition,
+    clock: Clock,
+    at: datetime,
+    value: float | None,
+    interval: timedelta | None = None,
+) -> Verdict:
+    """One reading at `at`; `sustained` exactly once per breach, when it has lasted. With the
+    watch's `interval`, time with no reading at all (the worker down, longer than two intervals)
+    is a gap too: only time between readings taken counts as sustained."""
     if value is None:
         clock.unreadable += 1
         if clock.breaching_since is not None:
@@ -206,7 +215,9 @@ def observe(condition: Condition, clock: Clock, at: datetime, value: float | Non
     if clock.breaching_since is None:
         clock.breaching_since = at
     elif clock.last_breach_at is not None and not clock.gap:
-        clock.sustained_seconds += (at - clock.last_breach_at).total_seconds()
+        since = at - clock.last_breach_at
+        if interval is None or since <= 2 * interval:
+            clock.sustained_seconds += since.total_seconds()
     clock.last_breach_at, clock.gap = at, False
     if clock.raised_at is None and clock.sustained_seconds >= condition.sustain.total_seconds():
         clock.raised_at = at

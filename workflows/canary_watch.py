@@ -82,7 +82,7 @@ class CanaryWatchWorkflow:
         self._policy = inp.policy
         self._blind: BlindSpot | None = inp.blind_spot
         self._past = inp.past_blind_spots
-        self._events: list[BlindSpotEvent] = []
+        self._events: list[BlindSpotEvent] = list(inp.pending)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._stop = False
         self._evaluate = inp.evaluate
@@ -134,6 +134,7 @@ class CanaryWatchWorkflow:
                         "past_blind_spots": self._past,
                         "evaluate": self._evaluate,
                         "state": state,
+                        "pending": list(self._events),
                     }
                 )
             )
@@ -248,7 +249,8 @@ class CanaryWatchWorkflow:
             return
         for condition in self._conditions:
             clock = state.clocks.setdefault(condition.id, Clock())
-            verdict = observe(condition, clock, began, self._figures.get(condition.metric))
+            value = self._figures.get(condition.metric)
+            verdict = observe(condition, clock, began, value, self._policy.watch.interval)
             self._verdicts[condition.id] = verdict
             raised = verdict == "sustained" and condition.raises
             if raised and not await self._raise(condition, clock, reading):
@@ -384,7 +386,9 @@ class CanaryWatchWorkflow:
             )
             self._announce(self._opened_text(self._blind, event))
             self._blind.announced = True
-        elif self._blind is not None:
+        elif self._blind is not None and event.source == self._blind.source:
+            # Only the door that opened it closes it: Grafana's NoData resolving says nothing
+            # of the watch's own readings, nor the other way round.
             self._blind.until = at
             what = event.alertname or event.source
             self._announce(

@@ -8,6 +8,7 @@ late thing finally happens, the timeline and the channel say by how much it was 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -51,20 +52,21 @@ class Deadlines:
                 self.rb.messenger.spawn(self._phase(phase, started))
         self.rb.messenger.spawn(self._targets())
 
-    def watch_decision(self, closed: Callable[[], bool], latest: datetime) -> None:
+    def watch_decision(
+        self, closed: Callable[[], bool], ending: Callable[[], bool], latest: datetime
+    ) -> None:
         """When a decision window opens: the targets that end at the decision (trigger →
         decision, 10 minutes for Trigger 5) escalate if they pass while it is still open; the
-        procedure's watcher says by how much once it is decided. `latest`: when the window
-        closes at the latest (its deadline, or how far it may be extended)."""
+        procedure's watcher says by how much once it is decided. `closed`: this window has
+        closed; `ending`: the run is ending; `latest`: when the window closes at the latest
+        (its deadline, or how far it may be extended)."""
         if self.rb.ladder:
-            self.rb.messenger.spawn(self._decision_targets(closed, latest))
+            self.rb.messenger.spawn(self._decision_targets(closed, ending, latest))
 
-    async def _decision_targets(self, closed: Callable[[], bool], latest: datetime) -> None:
+    async def _decision_targets(
+        self, closed: Callable[[], bool], ending: Callable[[], bool], latest: datetime
+    ) -> None:
         instants = self.rb.status.instants
-
-        def decided() -> bool:
-            return "decision" in instants or closed()
-
         pending = [
             rt for rt in self._response_times() if rt.end == "decision" and rt.start in instants
         ]
@@ -72,17 +74,18 @@ class Deadlines:
             due = instants[rt.start] + timedelta(seconds=rt.target_seconds)
             if latest <= due:
                 continue  # the window's default decides in time: nothing to watch
-            if decided():
+            if closed():
                 return
-            # A plain timer, never cancelled (the time-skipping test server fails a timer
-            # cancelled as it fires): it wakes a millisecond after the due time, so a window
-            # whose default lands exactly then meets the target. It lasts no longer than the
-            # target, well inside the run (the 4 h watch, or 30 min after a deny).
-            await workflow.sleep(
-                max(due - workflow.now(), timedelta(0)) + timedelta(milliseconds=1),
-                summary=f"response target: {rt.name}",
-            )
-            if decided():
+            # Woken by the run's end only, not by the decision: a timer cancelled as another
+            # fires trips the time-skipping test server. A millisecond after the due time, so
+            # a window whose default lands exactly then meets the target.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    ending,
+                    timeout=max(due - workflow.now(), timedelta(0)) + timedelta(milliseconds=1),
+                    timeout_summary=f"response target: {rt.name}",
+                )
+            if closed() or ending():
                 return
             if rt.id not in self._missed:
                 self._miss(rt, reached=None)

@@ -113,6 +113,8 @@ class RollbackWorkflow:
         self._request: DecisionRequestInput | None = None
         self._split: tuple[datetime, int] | None = None
         self._held: list[DecisionInput] = []
+        self._considering = False
+        self._ending = False
         """Decisions stored before the first window opened (see `on_decision`)."""
         self._last_via = "unknown"
         """How the last accepted vote came (slack, cli): the decision's `via` metric."""
@@ -230,7 +232,9 @@ class RollbackWorkflow:
         self._decide_once(inp)
 
     def _before_first_window(self) -> bool:
-        return bool(self._inbox) and self.window.current is None and self.window.last is None
+        """A trigger is waiting or being judged, and no window has opened yet."""
+        waiting = bool(self._inbox) or self._considering
+        return waiting and self.window.current is None and self.window.last is None
 
     @workflow.update(
         name=COMMS_UPDATE,
@@ -352,7 +356,11 @@ class RollbackWorkflow:
         while True:
             rb.messenger.check()
             while self._inbox and self.window.verdict is None:
-                await self._consider(*self._inbox.pop(0))
+                self._considering = True  # the trigger is off the inbox, its window not open yet
+                try:
+                    await self._consider(*self._inbox.pop(0))
+                finally:
+                    self._considering = False
             held, self._held = self._held, []
             for decision in held:
                 self._decide_once(decision)
@@ -569,7 +577,9 @@ class RollbackWorkflow:
         opened = self.window.current
         if opened is not None and workflow.patched(DECISION_TARGETS_PATCH):
             latest = max(opened.deadline, opened.extend_until or opened.deadline)
-            self.procedure.deadlines.watch_decision(lambda: self.window.current is None, latest)
+            self.procedure.deadlines.watch_decision(
+                lambda: self.window.current is not opened, lambda: self._ending, latest
+            )
         decision = self.window.current
         assert decision is not None and res.window is not None
         trigger = self.policy.triggers[event.trigger]
@@ -629,6 +639,10 @@ class RollbackWorkflow:
         self._changed()
 
     def _decide_once(self, inp: DecisionInput) -> DecisionReply:
+        if self._before_first_window():
+            # Not kept for its request id: the same decision stored as a signal (the CLI's
+            # fallback) is held and judged once the window is open.
+            return self._decide(inp)
         return once(self.rb.replies, inp.request_id, lambda: self._decide(inp))
 
     def _decide(self, inp: DecisionInput) -> DecisionReply:
@@ -861,6 +875,7 @@ class RollbackWorkflow:
         in meanwhile is handed to a new run rather than dropped."""
         rb, s = self.rb, self.rb.status
         await self.procedure.settle()
+        self._ending = True  # the clocks still waiting stop: nothing they wait for will come
         if self._handover is None and s.state not in FINAL:
             rb.set_state("rolled_back" if s.outcome == "rolled back" else "incomplete")
         await rb.escalations.close(resolve=self._handover is None)

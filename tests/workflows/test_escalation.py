@@ -277,3 +277,31 @@ async def test_a_target_that_ends_at_the_decision_escalates_while_the_window_is_
             if e.kind == "target_late" and "trigger to decision" in e.message
         ]
         assert "trigger to decision: reached after" in text and "over its target of 10m" in text
+
+
+async def test_a_drill_decided_at_once_ends_without_waiting_for_the_decision_target(
+    skipping_env: WorkflowEnvironment, policy: Policy
+) -> None:
+    """The decision target's clock (10 minutes) never holds a run that has nothing left to do:
+    a drill approved at once ends within its procedure, not 10 minutes after the trigger."""
+    standins = StandIns(treatment=5)
+    async with rig(skipping_env, policy, standins) as r:
+        handle = await operations.send_trigger(
+            r.client,
+            task_queue=r.task_queue,
+            policy=policy,
+            deployment=r.deployment,
+            event=TriggerEvent(trigger="quality_regression", raised_by="qa-dri", reason="drill"),
+            options=RollbackOptions(ui_metadata=False, drill=True),
+        )
+        await r.until(lambda s: s.state == "awaiting_decision")
+        reply = await operations.decide(
+            r.client, r.deployment, DecisionInput(action="approve", person="qa-dri", note="ok")
+        )
+        assert reply.accepted, reply.message
+        final = await handle.result()
+        assert final.drill and final.state == "rolled_back"
+        described = await handle.describe()
+        assert described.close_time is not None and described.start_time is not None
+        assert described.close_time - described.start_time < timedelta(minutes=5)
+        assert not [e for e in final.escalations if e.key.startswith("target:")]

@@ -170,6 +170,23 @@ async def floor(sim: httpx.AsyncClient, deployment: str, runs: int = 30) -> floa
     return statistics.median(samples)
 
 
+def isolated_stack(prefix: str) -> tuple[Path, dict[str, str]]:
+    """A fresh home and free ports for an embedded stack of the benchmark's own, set in this
+    process's environment (the stack's parts and `Settings()` read them)."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    ports = {name: free_port() for name in ("temporal", "ui", "redis", "sim", "gateway")}
+    env = {
+        "ROLLBACK_HOME": str(home),
+        "ROLLBACK_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+        "ROLLBACK_UI_URL": f"http://127.0.0.1:{ports['ui']}",
+        "ROLLBACK_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "ROLLBACK_TARGET_URL": f"http://127.0.0.1:{ports['sim']}",
+        "ROLLBACK_GATEWAY_PORT": str(ports["gateway"]),
+    }
+    os.environ.update(env)
+    return home, env
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -207,17 +224,7 @@ async def rollbacks(client: Client, deployments: list[str]) -> tuple[int, list[i
 async def run(
     alerts: int, count: int, seconds: float, calm: int, flood_bodies: int, watch: bool = True
 ) -> int:
-    home = Path(tempfile.mkdtemp(prefix="storm-"))
-    ports = {name: free_port() for name in ("temporal", "ui", "redis", "sim", "gateway")}
-    env = {
-        "ROLLBACK_HOME": str(home),
-        "ROLLBACK_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
-        "ROLLBACK_UI_URL": f"http://127.0.0.1:{ports['ui']}",
-        "ROLLBACK_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "ROLLBACK_TARGET_URL": f"http://127.0.0.1:{ports['sim']}",
-        "ROLLBACK_GATEWAY_PORT": str(ports["gateway"]),
-    }
-    os.environ.update(env)
+    home, env = isolated_stack("storm-")
     storm = [f"storm-{i}" for i in range(count)]
     quiet = [f"calm-{i}" for i in range(calm)]
     stack = Stack(
@@ -232,7 +239,7 @@ async def run(
         token = stack.alerts_token()
         headers = {"Authorization": f"Bearer {token}"}
         client = await connect(Settings(_env_file=None))  # type: ignore[call-arg]
-        gw_url = f"http://127.0.0.1:{ports['gateway']}"
+        gw_url = f"http://127.0.0.1:{env['ROLLBACK_GATEWAY_PORT']}"
         sim_url = env["ROLLBACK_TARGET_URL"]
         limits = httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS)
         async with (

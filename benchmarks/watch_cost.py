@@ -18,17 +18,15 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from benchmarks.alert_storm import cpu_seconds, free_port, rss_mb
+from benchmarks.alert_storm import cpu_seconds, isolated_stack, rss_mb
 from cli.stack import Stack
 from client import operations
 from config.connection import connect
@@ -80,17 +78,7 @@ async def history_in_window(
 
 
 async def run(count: int, seconds: float) -> int:
-    home = Path(tempfile.mkdtemp(prefix="watch-cost-"))
-    ports = {name: free_port() for name in ("temporal", "ui", "redis", "sim", "gateway")}
-    env = {
-        "ROLLBACK_HOME": str(home),
-        "ROLLBACK_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
-        "ROLLBACK_UI_URL": f"http://127.0.0.1:{ports['ui']}",
-        "ROLLBACK_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "ROLLBACK_TARGET_URL": f"http://127.0.0.1:{ports['sim']}",
-        "ROLLBACK_GATEWAY_PORT": str(ports["gateway"]),
-    }
-    os.environ.update(env)
+    home, env = isolated_stack("watch-cost-")
     deployments = [f"watched-{i}" for i in range(count)]
     stack = Stack(
         Settings(_env_file=None),  # type: ignore[call-arg]

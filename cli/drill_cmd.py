@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from cli.drill_detect import (
     Detection,
@@ -26,7 +25,7 @@ from cli.follow import SETTLED, follow
 from cli.output import Format, console, print_json
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import check_deployment, check_person, response_table
-from cli.temporal import client_for, require_worker
+from cli.temporal import client_for, described, require_worker
 from client import operations
 from config.settings import Settings, load_settings
 from contract.rollback import DecisionInput, RollbackOptions, TriggerEvent, workflow_id
@@ -256,13 +255,8 @@ async def _drive(
 
 async def _refuse_if_running(client: Client, deployment: str) -> None:
     """A drill must not join a real rollback: signal-with-start would."""
-    try:
-        described = await client.get_workflow_handle(workflow_id(deployment)).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return
-        raise Failure(f"cannot check {workflow_id(deployment)}: {error.message}") from None
-    if described.status == WorkflowExecutionStatus.RUNNING:
+    found = await described(client, workflow_id(deployment))
+    if found is not None and found.status == WorkflowExecutionStatus.RUNNING:
         raise UserError(
             f"--deployment: a rollback of {deployment} is running ({workflow_id(deployment)}); "
             "a drill would join it. Drill another deployment, or wait until it has ended"

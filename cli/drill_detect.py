@@ -20,6 +20,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFail
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import Failure, UserError
+from cli.temporal import described
 from client import answers, operations
 from config.settings import Settings
 from contract.rollback import RollbackOptions, workflow_id
@@ -191,39 +192,28 @@ async def wait_for_new_rollback(
     client: Client, deployment: str, before: str | None, within: float
 ) -> None:
     """A run of `rollback-<deployment>` other than `before` has started."""
-    handle = client.get_workflow_handle(workflow_id(deployment))
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        try:
-            described = await handle.describe()
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise Failure(f"cannot read {workflow_id(deployment)}: {error.message}") from None
-        else:
-            if described.run_id != before and described.status == WorkflowExecutionStatus.RUNNING:
-                return
+        now = await described(client, workflow_id(deployment))
+        if (
+            now is not None
+            and now.run_id != before
+            and now.status == WorkflowExecutionStatus.RUNNING
+        ):
+            return
         await asyncio.sleep(0.2)
     raise Failure(f"--detect: no rollback of {deployment} started within {within:g} s of the fault")
 
 
 async def last_run_id(client: Client, deployment: str) -> str | None:
-    try:
-        return (await client.get_workflow_handle(workflow_id(deployment)).describe()).run_id
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise Failure(f"cannot read {workflow_id(deployment)}: {error.message}") from None
+    found = await described(client, workflow_id(deployment))
+    return found.run_id if found is not None else None
 
 
 async def _running_watch(client: Client, deployment: str) -> bool | None:
     """None: no watch runs; else whether the running one is a drill's."""
-    try:
-        described = await client.get_workflow_handle(watch_id(deployment)).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise Failure(f"cannot read {watch_id(deployment)}: {error.message}") from None
-    if described.status != WorkflowExecutionStatus.RUNNING:
+    found = await described(client, watch_id(deployment))
+    if found is None or found.status != WorkflowExecutionStatus.RUNNING:
         return None
     try:
         return (await operations.watch_status(client, deployment, answers.WITHIN)).drill

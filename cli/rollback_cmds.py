@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from cli.errors import Failure, UserError
 from cli.output import Format, console, print_json, show_reply
 from cli.policy_cmd import read_policy
-from cli.temporal import answered_or_stored, client_for, explain_rpc, live_workers
+from cli.temporal import answered_or_stored, client_for, described, explain_rpc, live_workers
 from client import answers, operations
 from config.settings import Settings, load_settings
 from contract.rollback import (
@@ -240,7 +240,10 @@ async def _one(
 ) -> tuple[RollbackStatus | None, WatchStatus | None]:
     """The deployment's rollback and its canary watch; an error when it has neither (exit 2),
     or when no worker would answer the queries (exit 1, within seconds)."""
-    exists = [await _exists(client, wid) for wid in (workflow_id(deployment), watch_id(deployment))]
+    exists = [
+        await described(client, wid) is not None
+        for wid in (workflow_id(deployment), watch_id(deployment))
+    ]
     if not any(exists):
         raise UserError(f"--deployment: no rollback or canary watch of {deployment!r} was found")
     found = await live_workers(client, settings)
@@ -271,16 +274,6 @@ async def _query(there: bool, call: Coroutine[Any, Any, Q]) -> Q | None:
         if error.status == RPCStatusCode.NOT_FOUND:
             return None
         raise Failure(f"Temporal refused the status query: {error.message}") from None
-
-
-async def _exists(client: Client, wid: str) -> bool:
-    try:
-        await client.get_workflow_handle(wid).describe(rpc_timeout=answers.WITHIN)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise Failure(f"Temporal refused to describe {wid}: {error.message}") from None
-    return True
 
 
 def render_watch(w: WatchStatus) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpdateFailedError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -36,6 +36,17 @@ def explain_rpc(error: RPCError, deployment: str) -> Failure | UserError:
     if error.status == RPCStatusCode.NOT_FOUND:
         return UserError(f"--deployment: no rollback is running for deployment {deployment!r}")
     return Failure(f"Temporal refused the call for {deployment!r}: {error.message}")
+
+
+async def described(client: Client, wid: str) -> WorkflowExecutionDescription | None:
+    """The workflow's latest run as Temporal describes it; None when there is no such workflow.
+    Bounded in time, like every call the CLI makes."""
+    try:
+        return await client.get_workflow_handle(wid).describe(rpc_timeout=answers.WITHIN)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise Failure(f"cannot read {wid}: {error.message}") from None
 
 
 async def live_workers(client: Client, settings: Settings) -> answers.Workers:

@@ -33,15 +33,20 @@ async def test_no_worker_means_exit_1_in_seconds_and_a_stored_decision_is_judged
         "ROLLBACK_TEMPORAL_ADDRESS": local_env.client.service_client.config.target_host,
         "ROLLBACK_TASK_QUEUE": task_queue,
     }
+
+    async def gate_failure(deployment: str) -> None:
+        """A rollback whose window no worker has opened yet."""
+        await operations.send_trigger(
+            local_env.client,
+            task_queue=task_queue,
+            policy=policy,
+            deployment=deployment,
+            event=TriggerEvent(trigger="gate_failure", source="test", reason="recall gate"),
+            options=RollbackOptions(ui_metadata=False),
+        )
+
     deployment = f"search-{uuid4().hex[:8]}"
-    await operations.send_trigger(
-        local_env.client,
-        task_queue=task_queue,
-        policy=policy,
-        deployment=deployment,
-        event=TriggerEvent(trigger="gate_failure", source="test", reason="recall gate"),
-        options=RollbackOptions(ui_metadata=False),
-    )
+    await gate_failure(deployment)
 
     def timed(*args: str) -> tuple[int, str, float]:
         began = time.monotonic()
@@ -55,14 +60,7 @@ async def test_no_worker_means_exit_1_in_seconds_and_a_stored_decision_is_judged
     # Decided before any worker read the trigger (no window yet): stored, and judged once the
     # window opens, not refused as early.
     early = f"search-{uuid4().hex[:8]}"
-    await operations.send_trigger(
-        local_env.client,
-        task_queue=task_queue,
-        policy=policy,
-        deployment=early,
-        event=TriggerEvent(trigger="gate_failure", source="test", reason="recall gate"),
-        options=RollbackOptions(ui_metadata=False),
-    )
+    await gate_failure(early)
     code, out, took = timed("decide", "-d", early, "--approve", "--as", "dri-backend")
     assert code == 1 and "stored durably" in out and took < 10, out
     for args in (

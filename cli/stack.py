@@ -316,9 +316,10 @@ class Stack:
 
     def alerts_token(self) -> str:
         path = self.home / "alerts-token"
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(24))
-            path.chmod(0o600)
+        if not path.exists():  # created private: never readable by others, even for an instant
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))
         return path.read_text().strip()
 
     def _start(self, part: Part, restart: bool = False) -> None:
@@ -421,7 +422,11 @@ class Stack:
             for p in self.parts
             if p.process is not None
         }
-        (self.home / "stack.json").write_text(json.dumps({"pid": os.getpid(), "parts": parts}))
+        # Written aside and renamed: a reader (an operator's script, `rollback stop`) never sees
+        # a half-written file while a part is being restarted.
+        partial = self.home / "stack.json.partial"
+        partial.write_text(json.dumps({"pid": os.getpid(), "parts": parts}))
+        os.replace(partial, self.home / "stack.json")
 
     def tail(self, part: Part, lines: int = 15) -> str:
         if part.log is None or not part.log.exists():

@@ -1,0 +1,43 @@
+"""`ROLLBACK_HOME/stack.json` is read while the supervisor rewrites it (a part restarted):
+the reader must always see a whole file (CI once read an empty one mid-restart)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from cli.stack import Part, Stack
+from config.settings import Settings
+
+
+def test_a_reader_never_sees_a_half_written_stack_file(tmp_path: Path) -> None:
+    stack = Stack(Settings(), tmp_path, say=lambda _: None)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stack.parts.append(
+            Part("worker", [], "here", ready=lambda: True, process=sleeper, log=tmp_path / "w")
+        )
+        stack._write_pids()
+        stop = threading.Event()
+
+        def rewrite() -> None:
+            while not stop.is_set():
+                stack._write_pids()
+
+        writer = threading.Thread(target=rewrite)
+        writer.start()
+        try:
+            seen = [
+                json.loads((tmp_path / "stack.json").read_text())["parts"]["worker"]["pid"]
+                for _ in range(3000)
+            ]
+        finally:
+            stop.set()
+            writer.join()
+        assert set(seen) == {sleeper.pid}
+    finally:
+        sleeper.kill()
+        sleeper.wait()

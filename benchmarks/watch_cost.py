@@ -81,7 +81,7 @@ async def run(count: int, seconds: float) -> int:
     home, env = isolated_stack("watch-cost-")
     deployments = [f"watched-{i}" for i in range(count)]
     stack = Stack(
-        Settings(_env_file=None),  # type: ignore[call-arg]
+        Settings(_env_file=None),
         home,
         dict.fromkeys(deployments, 25),
         say=lambda line: print(line, file=sys.stderr),
@@ -90,7 +90,7 @@ async def run(count: int, seconds: float) -> int:
     with stack:
         print(f"stack and {count} watches up in {time.monotonic() - began:.1f} s", file=sys.stderr)
         pids = {p.name: p.process.pid for p in stack.parts if p.process is not None}
-        client = await connect(Settings(_env_file=None))  # type: ignore[call-arg]
+        client = await connect(Settings(_env_file=None))
         await asyncio.sleep(20)  # every watch past its first reading and its start
         before = {d: (await operations.watch_status(client, d)).readings for d in deployments}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}

@@ -47,6 +47,9 @@ def test_a_tiny_storm_runs_and_prints_every_figure() -> None:
         "RSS worker:",
         "RSS gateway:",
         "CPU while the alerts were sent",
+        "where the storm's milliseconds go",
+        "first workflow task picked up",
+        "split applied (simulator's ledger)",
     ):
         assert figure in out, out
     assert "rollbacks started: 3 of 3; split changes applied: 3" in out

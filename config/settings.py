@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     workflow_threads: int = Field(
         2, ge=1, description="threads the worker runs workflow tasks on (they hold the GIL)"
     )
+    workflow_sandbox: bool = Field(
+        False,
+        description="run the worker's workflows in Temporal's sandbox; every test and replay "
+        "always does, so the code is held to it, but in a running worker it costs a quarter of "
+        "the worker's CPU in an alert storm (modules imported afresh per run, a sandbox call per "
+        "payload)",
+    )
     ui_metadata: bool = Field(
         True, description="search attributes and UI details (off only for the time-skipping server)"
     )

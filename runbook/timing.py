@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Literal
 
 from runbook.policy import Policy, Step
@@ -62,7 +63,7 @@ def response_times(
     return reports
 
 
-END_NAMES = {"decision": "decision", "traffic_reverted": "traffic reversion"}
+END_NAMES = MappingProxyType({"decision": "decision", "traffic_reverted": "traffic reversion"})
 
 
 def reversion_interval(mode: Literal["auto", "manual"] | None) -> tuple[str, str]:

@@ -10,7 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import (
+    PollerBehaviorSimpleMaximum,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowRunner,
+)
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.procedure import RollbackActivities
 from activities.watch_raise import WatchActivities
@@ -39,6 +45,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=WORKFLOWS if role in ("all", "workflows") else [],
         activities=acts,
+        workflow_runner=workflow_runner(settings),
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_timeout),
         # New rollbacks first: the SDK gives new workflows' first tasks (the normal queue)
         # only a fifth of the pollers by default, so in a storm the running rollbacks' later
@@ -55,6 +62,16 @@ def build_worker(
     )
 
 
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """The sandbox holds workflow code to determinism where it is written and tested (every
+    test worker and the replay tests run it); a running worker skips its cost unless told
+    (`ROLLBACK_WORKFLOW_SANDBOX`). Unsandboxed, the workflow modules are shared by every run:
+    `tests/workflows/test_module_state.py` keeps them free of anything a run could change."""
+    if settings.workflow_sandbox:
+        return SandboxedWorkflowRunner()
+    return UnsandboxedWorkflowRunner()
+
+
 def precompile_workflows() -> None:
     """The workflow sandbox imports each workflow's module afresh for every new run. Without
     a bytecode cache (PYTHONDONTWRITEBYTECODE, a fresh checkout) that is a compile of the
@@ -69,7 +86,7 @@ def precompile_workflows() -> None:
 async def run_worker(client: Client, settings: Settings) -> None:
     # One log line per HTTP call to a target is noise in a storm (and costs the worker).
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    if settings.worker_role != "activities":
+    if settings.worker_role != "activities" and settings.workflow_sandbox:
         precompile_workflows()
     activities = RollbackActivities(settings) if settings.worker_role != "workflows" else None
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from temporalio import workflow
 
@@ -21,12 +22,14 @@ with workflow.unsafe.imports_passed_through():
     from runbook.timing import END_NAMES
     from workflows.rollback_record import RollbackRecord
 
-INSTANT_NAMES = {
-    **END_NAMES,
-    "trigger": "trigger",
-    "stabilized": "stabilization",
-    "first_notification": "first stakeholder notification",
-}
+INSTANT_NAMES = MappingProxyType(
+    {
+        **END_NAMES,
+        "trigger": "trigger",
+        "stabilized": "stabilization",
+        "first_notification": "first stakeholder notification",
+    }
+)
 
 
 class Deadlines:

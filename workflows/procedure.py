@@ -11,8 +11,9 @@ until the last straggler is confirmed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -53,13 +54,15 @@ with workflow.unsafe.imports_passed_through():
 
 R = TypeVar("R")
 
-ACTIVITY_OF: dict[str, Callable[[Any, ActionInput], Awaitable[ActionDone]]] = {
-    "set_traffic_split": Phase1Actions.set_traffic_split,
-    "stop_service": Phase1Actions.stop_service,
-    "set_config_value": Phase1Actions.set_config_value,
-    "disable_flag": Phase1Actions.disable_flag,
-    "flush_cache": Phase1Actions.flush_cache,
-}
+ACTIVITY_OF: Mapping[str, Callable[[Any, ActionInput], Awaitable[ActionDone]]] = MappingProxyType(
+    {
+        "set_traffic_split": Phase1Actions.set_traffic_split,
+        "stop_service": Phase1Actions.stop_service,
+        "set_config_value": Phase1Actions.set_config_value,
+        "disable_flag": Phase1Actions.disable_flag,
+        "flush_cache": Phase1Actions.flush_cache,
+    }
+)
 
 
 def refused(error: ActivityError) -> bool:

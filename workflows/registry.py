@@ -4,4 +4,4 @@ from workflows.canary_watch import CanaryWatchWorkflow
 from workflows.follow_ups import FollowUpsWorkflow
 from workflows.rollback import RollbackWorkflow
 
-WORKFLOWS = [RollbackWorkflow, FollowUpsWorkflow, CanaryWatchWorkflow]
+WORKFLOWS = (RollbackWorkflow, FollowUpsWorkflow, CanaryWatchWorkflow)

@@ -4,6 +4,7 @@ of them."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from temporalio import workflow
@@ -15,15 +16,17 @@ with workflow.unsafe.imports_passed_through():
     from runbook.status import RollbackStatus
     from workflows.decision_window import at_clock
 
-STEP_MARKS = {"ok": "✅", "failed": "❌", "running": "⏳"}
-ACTION_MARKS = {
-    "pending": "·",
-    "running": "⏳",
-    "retrying": "🔁",
-    "confirmed": "✅",
-    "refused": "⛔",
-    "gave_up": "❌",
-}
+STEP_MARKS = MappingProxyType({"ok": "✅", "failed": "❌", "running": "⏳"})
+ACTION_MARKS = MappingProxyType(
+    {
+        "pending": "·",
+        "running": "⏳",
+        "retrying": "🔁",
+        "confirmed": "✅",
+        "refused": "⛔",
+        "gave_up": "❌",
+    }
+)
 
 
 class RollbackView:

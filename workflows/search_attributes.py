@@ -16,7 +16,7 @@ TRAFFIC_REVERSION_SECONDS = SearchAttributeKey.for_float("TrafficReversionSecond
 """The plan's reversion measure: trigger → traffic reverted for an automated rollback, decision →
 traffic reverted for a manual one."""
 
-ALL: list[SearchAttributeKey[Any]] = [
+ALL: tuple[SearchAttributeKey[Any], ...] = (
     DEPLOYMENT,
     CANARY_PHASE,
     TRIGGER,
@@ -25,7 +25,7 @@ ALL: list[SearchAttributeKey[Any]] = [
     DECISION_BY,
     DRILL,
     TRAFFIC_REVERSION_SECONDS,
-]
+)
 """Registered by `rollback up` and the test servers (`--search-attribute NAME=TYPE`)."""
 
 

@@ -1,0 +1,87 @@
+"""A running worker runs the workflows unsandboxed (`ROLLBACK_WORKFLOW_SANDBOX`, for speed):
+their modules are then loaded once and shared by every run, so they must hold nothing a run
+could change. (Every test worker and the replay tests still run the sandbox, which holds the
+code itself to determinism.)"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import typing
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from temporalio.common import RetryPolicy, SearchAttributeKey
+
+import workflows
+
+READ_ONLY = (str, int, float, bool, bytes, timedelta, tuple, frozenset, MappingProxyType)
+SDK_CONSTANTS = (SearchAttributeKey, RetryPolicy)
+"""Handed to the SDK as they are and never changed by workflow code (checked below)."""
+
+
+def module_constants() -> list[tuple[str, str, Any]]:
+    out = []
+    for info in pkgutil.iter_modules(workflows.__path__):
+        module = importlib.import_module(f"workflows.{info.name}")
+        for name, value in vars(module).items():
+            if name.startswith("__") or name == "annotations":
+                continue
+            if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
+                continue
+            if isinstance(value, typing.TypeVar) or typing.get_origin(value) is not None:
+                continue  # type aliases
+            if getattr(value, "__module__", None) == "typing":
+                continue  # typing's own forms (Literal)
+            out.append((info.name, name, value))
+    return out
+
+
+def test_workflow_modules_hold_only_read_only_values() -> None:
+    constants = module_constants()
+    assert constants, "no module constants found: the scan is broken"
+    mutable = [
+        f"workflows.{module}.{name}: {type(value).__name__}"
+        for module, name, value in constants
+        if not isinstance(value, READ_ONLY + SDK_CONSTANTS) or value is None
+    ]
+    assert mutable == []
+
+
+def test_workflow_code_never_rebinds_or_changes_a_module_value() -> None:
+    shared = {name for _, name, value in module_constants() if isinstance(value, SDK_CONSTANTS)}
+    found = []
+    for path in Path(workflows.__path__[0]).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Global | ast.Nonlocal):
+                found.append(f"{path.name}:{node.lineno}: {type(node).__name__.lower()}")
+            targets: list[ast.expr] = []
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id in shared
+                ):
+                    found.append(f"{path.name}:{node.lineno}: sets {target.value.id}.attr")
+    assert found == []
+
+
+def test_the_worker_runs_unsandboxed_unless_told_and_tests_run_sandboxed() -> None:
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+    from config.settings import Settings
+    from worker.main import workflow_runner
+
+    assert isinstance(workflow_runner(Settings(_env_file=None)), UnsandboxedWorkflowRunner)
+    sandboxed = Settings(_env_file=None, workflow_sandbox=True)
+    assert isinstance(workflow_runner(sandboxed), SandboxedWorkflowRunner)
+    # The workers of the workflow tests take the SDK's default: the sandbox.
+    helpers = (Path(__file__).parent / "helpers.py").read_text()
+    assert "workflow_runner" not in helpers

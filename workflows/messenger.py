@@ -103,10 +103,11 @@ class Messenger:
         """Send in the background: a channel that is down never holds the rollback up."""
         self.spawn(self.deliver(what, method, inp, deadline=deadline))
 
-    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(work)
         task.add_done_callback(self._done)
         self._tasks.append(task)
+        return task
 
     def check(self) -> None:
         """Raise what went wrong in a background task (a bug, never a message failure)."""
@@ -124,7 +125,7 @@ class Messenger:
             self.check()
             if not self._tasks:
                 return
-            await asyncio.wait(list(self._tasks))
+            await workflow.wait(list(self._tasks))  # asyncio.wait iterates a set
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None and self._failure is None:

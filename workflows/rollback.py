@@ -12,8 +12,9 @@ bound or drop a trigger that arrives at the end.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -76,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollback_record import (
         DECISION_TARGETS_PATCH,
         HELD_DECISIONS_PATCH,
+        ORDERED_MESSAGES_PATCH,
         RollbackRecord,
     )
 
@@ -111,6 +113,8 @@ class RollbackWorkflow:
         self._inbox: list[Arrival] = []
         self._message: DecisionMessage | None = None
         self._request: DecisionRequestInput | None = None
+        self._message_change: asyncio.Future[Any] | None = None
+        """The decision message's last change on its way: the next one goes out after it."""
         self._split: tuple[datetime, int] | None = None
         self._held: list[DecisionInput] = []
         self._considering = False
@@ -624,8 +628,7 @@ class RollbackWorkflow:
             return
         rb.record(*note)
         message, self._message = self._message, None
-        rb.messenger.send(
-            "decision message update",
+        self._change_message(
             RollbackActivities.close_decision,
             DecisionClosedInput(
                 ctx=rb.ctx("Decision outcome"),
@@ -667,11 +670,26 @@ class RollbackWorkflow:
         if not self.rb.ladder or decision is None or request is None:
             return
         self._request = request = request.model_copy(update={"deadline": decision.deadline})
-        self.rb.messenger.send(
-            "decision message update",
+        self._change_message(
             RollbackActivities.update_decision,
             DecisionUpdateInput(request=request, message=message, note=note),
         )
+
+    def _change_message(self, method: Callable[[Any, Any], Awaitable[Any]], inp: Any) -> None:
+        """Sent in the background, after the change before it (however long Slack took with
+        that one, or however often it was retried): the channel ends on the last word."""
+        what = "decision message update"
+        if not workflow.patched(ORDERED_MESSAGES_PATCH):
+            self.rb.messenger.send(what, method, inp)
+            return
+        before = self._message_change
+
+        async def in_turn() -> None:
+            if before is not None:
+                await workflow.wait([before])  # its failure, if any, is on the timeline
+            await self.rb.messenger.deliver(what, method, inp)
+
+        self._message_change = self.rb.messenger.spawn(in_turn())
 
     def _watch(self) -> None:
         s = self.rb.status

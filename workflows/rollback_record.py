@@ -31,12 +31,15 @@ TIMELINE_TAIL = 160
 REMEMBERED_DELIVERIES = 1_000
 REMEMBERED_REPLIES = 200
 LADDER_PATCH = "escalation-ladder"
-DECISION_TARGETS_PATCH = "decision-targets"
-HELD_DECISIONS_PATCH = "held-decisions"
-"""A decision stored before the first window opened waits for it instead of being refused."""
-"""Targets that end at the decision are watched from the window's opening (not the procedure's)."""
 """Rollbacks started before the escalation ladder and the plan's clocks (phase budgets,
 response targets) keep their one-message escalations when they replay."""
+DECISION_TARGETS_PATCH = "decision-targets"
+"""Targets that end at the decision are watched from the window's opening (not the procedure's)."""
+HELD_DECISIONS_PATCH = "held-decisions"
+"""A decision stored before the first window opened waits for it instead of being refused."""
+ORDERED_MESSAGES_PATCH = "ordered-decision-messages"
+"""Changes of one decision message go out one after the other: the close never lands before
+an extension's deadline change that Slack was slow to take."""
 
 
 class RollbackRecord:

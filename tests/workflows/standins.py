@@ -85,6 +85,8 @@ class StandIns:
     canary_readings: int = 0
     page_seconds: float = 0.0
     """How long a page takes to reach PagerDuty."""
+    update_decision_seconds: float = 0.0
+    """How long the decision message's deadline update takes (Slack slow, or retried)."""
     forward_raises: Client | None = None
     """Raises of the watch go to the real rollback through this client (else recorded only)."""
 
@@ -255,7 +257,7 @@ class StandIns:
 
     @activity.defn(name="close_decision")
     async def close_decision(self, inp: DecisionClosedInput) -> None:
-        self.calls.append(("close_decision", inp))
+        self.calls.append(("close_decision", inp))  # the message is changed at once
 
     @activity.defn(name="post_progress")
     async def post_progress(self, inp: ProgressInput) -> None:
@@ -298,6 +300,9 @@ class StandIns:
     @activity.defn(name="update_decision")
     async def update_decision(self, inp: DecisionUpdateInput) -> None:
         self.calls.append(("update_decision", inp))
+        if self.update_decision_seconds:
+            await asyncio.sleep(self.update_decision_seconds)
+        self.calls.append(("update_decision_done", inp))
 
     @activity.defn(name="tell_accountable")
     async def tell_accountable(self, inp: EscalationInput) -> None:

@@ -204,3 +204,26 @@ async def test_hundred_alerts_make_one_workflow_and_one_rollback(
         # Auto at every phase: no phase read before the stop (its own read-first gives it).
         assert r.standins.count("read_traffic_split") == 0
         assert final.phase == 25
+
+
+async def test_the_close_is_the_last_change_of_the_decision_message(
+    local_env: WorkflowEnvironment, policy: Policy
+) -> None:
+    """ "Investigating" changes the channel's decision message (its new deadline) and an
+    approval right after closes it. With Slack slow on the first change, the close must still
+    land last, or the channel would show an open decision with live buttons (on the dev
+    server, in real time)."""
+    slow_slack = StandIns(treatment=5, update_decision_seconds=1.5)
+    async with rig(local_env, policy, slow_slack) as r:
+        await r.trigger("quality_regression", phase=5)
+        await r.until(lambda s: s.state == "awaiting_decision")
+        assert (await r.decide("investigating", "qa-dri")).accepted
+        assert (await r.decide("approve", "qa-dri")).accepted
+        for _ in range(200):
+            if "close_decision" in r.standins.names():
+                break
+            await asyncio.sleep(0.05)
+        names = r.standins.names()
+        assert "close_decision" in names, names
+        assert names.index("update_decision_done") < names.index("close_decision"), names
+        assert names.count("close_decision") == 1

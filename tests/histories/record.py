@@ -113,6 +113,18 @@ async def escalation_climb(r: Rig) -> WorkflowHandle[object, RollbackStatus]:
     return handle  # type: ignore[return-value]
 
 
+async def investigated(r: Rig) -> WorkflowHandle[object, RollbackStatus]:
+    """Quality regression at 5 %: the QA DRI investigates (the deadline moves, Slack slow to
+    show it), then approves; the close of the message goes out after the extension's change."""
+    r.standins.treatment = 5
+    r.standins.update_decision_seconds = 0.5
+    handle = await r.trigger("quality_regression", reason="nDCG@10 0.51")
+    await r.until(lambda s: s.state == "awaiting_decision")
+    assert (await r.decide("investigating", "qa-dri")).accepted
+    assert (await r.decide("approve", "qa-dri")).accepted
+    return handle  # type: ignore[return-value]
+
+
 PAGED = {
     "escalation.ack_within": "1s",
     "people.sre-oncall.pagerduty_routing_key": "R" * 32,
@@ -127,6 +139,7 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "comms_approval": (comms_approval, {}),
     "denied": (denied_then_new_run, {}),
     "escalation_climb": (escalation_climb, PAGED),
+    "investigated": (investigated, {}),
 }
 
 

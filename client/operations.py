@@ -56,6 +56,13 @@ from runbook.policy import Policy
 from runbook.status import RollbackStatus
 
 
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
+"""How long Temporal waits for a workflow task a worker took before giving it to another: a
+worker killed while it held one delays its rollback (or watch) this long, not Temporal's 10 s
+default. Our workflow tasks take milliseconds (a storm's slowest, a few hundred); a continued
+run inherits it."""
+
+
 def start_options(
     *, task_queue: str, policy: Policy, deployment: str, options: RollbackOptions, trigger: str
 ) -> dict[str, Any]:
@@ -66,6 +73,7 @@ def start_options(
         "task_queue": task_queue,
         "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
         "static_summary": summary if options.ui_metadata else None,
+        "task_timeout": WORKFLOW_TASK_TIMEOUT,
     }
 
 
@@ -155,6 +163,7 @@ async def send_blind_spots(
         start_signal=BLIND_SPOT_SIGNAL,
         start_signal_args=[firing[0]],
         static_summary=f"Monitoring blind spot of {deployment}" if options.ui_metadata else None,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
         rpc_timeout=rpc_timeout,
     )
     for event in events[1:]:
@@ -186,6 +195,7 @@ async def start_watch(
             id=watch_id(deployment),
             task_queue=task_queue,
             static_summary=f"Canary watch of {deployment}" if options.ui_metadata else None,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
         )
     except WorkflowAlreadyStartedError:
         await client.get_workflow_handle(watch_id(deployment)).signal(EVALUATE_SIGNAL)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.client import Client
 
 from cli.stack import Stack
@@ -319,12 +320,21 @@ async def run(
         rss_after=rss_after,
     )
     print(
-        "where the storm's milliseconds go (median from each deployment's first alert sent; "
-        "Temporal's history clocks): "
+        "where the storm's milliseconds go (median from each deployment's first alert sent, "
+        "over the rollbacks that reached the stage; Temporal's history clocks): "
         + ", ".join(
-            f"{stage} {statistics.median(v) * 1000:.0f} ms" for stage, v in stages.items() if v
+            f"{stage} {statistics.median(v) * 1000:.0f} ms (n={len(v)})"
+            for stage, v in stages.stages.items()
+            if v
         )
     )
+    if stages.task_seconds:
+        t = stages.task_seconds
+        print(
+            f"workflow tasks of the storm's rollbacks: {len(t)}, taken -> completed p50 "
+            f"{statistics.median(t) * 1000:.0f} ms, p99 {pct(t, 0.99) * 1000:.0f} ms, max "
+            f"{max(t) * 1000:.0f} ms (timeout 5 s); timed out: {dict(stages.tasks_timed_out) or 0}"
+        )
     return 0
 
 
@@ -338,24 +348,46 @@ STAGES = {
 }
 
 
-async def breakdown(
-    client: Client, deployments: list[str], figures: Figures
-) -> dict[str, list[float]]:
-    """Stage → seconds after the deployment's first alert was sent, from each rollback's
-    history: how long the alert waited for Temporal, for the worker, for the activity slot."""
+@dataclass
+class Breakdown:
+    stages: dict[str, list[float]]
+    """Stage → seconds after the deployment's first alert was sent."""
+    task_seconds: list[float] = field(default_factory=list)
+    """Every workflow task of the storm's rollbacks, taken → completed (its timeout is 5 s)."""
+    tasks_timed_out: Counter[str] = field(default_factory=Counter)
+    """By timeout type: SCHEDULE_TO_START is a sticky task the worker did not poll in time
+    (handed to the normal queue: a replay), START_TO_CLOSE one it took and did not finish."""
+
+
+async def breakdown(client: Client, deployments: list[str], figures: Figures) -> Breakdown:
+    """From each rollback's history: how long the alert waited for Temporal, for the worker,
+    for the activity slot; and how long each workflow task held the worker."""
     first: dict[str, float] = {}
     for s in figures.sent:
         first[s.deployment] = min(first.get(s.deployment, s.at), s.at)
     out: dict[str, list[float]] = {stage: [] for stage in STAGES}
     out["split applied (simulator's ledger)"] = []
+    result = Breakdown(out)
     for d in deployments:
         if d not in first:
             continue
         seen: dict[str, float] = {}
         split_activity: int | None = None
+        taken: dict[int, float] = {}
         async for e in client.get_workflow_handle(f"rollback-{d}").fetch_history_events():
             kind = (e.WhichOneof("attributes") or "").removesuffix("_event_attributes")
             at = e.event_time.ToDatetime(tzinfo=UTC).timestamp()
+            if kind == "workflow_task_started":
+                taken[e.event_id] = at
+            elif kind == "workflow_task_completed":
+                began = taken.get(e.workflow_task_completed_event_attributes.started_event_id)
+                if began is not None:
+                    result.task_seconds.append(at - began)
+            elif kind == "workflow_task_timed_out":
+                kind_of = e.workflow_task_timed_out_event_attributes.timeout_type
+                result.tasks_timed_out[TimeoutType.Name(kind_of).removeprefix("TIMEOUT_TYPE_")] += 1
+            if "split activity done" in seen:
+                continue  # the rest of the history: its workflow tasks only
             if kind == "activity_task_scheduled":
                 name = e.activity_task_scheduled_event_attributes.activity_type.name
                 if name != "set_traffic_split" or split_activity is not None:
@@ -368,13 +400,11 @@ async def breakdown(
             for stage, wanted in STAGES.items():
                 if kind == wanted and stage not in seen:
                     seen[stage] = at
-            if "split activity done" in seen:
-                break
         for stage, at in seen.items():
             out[stage].append(at - first[d])
         if d in figures.reverted:
             out["split applied (simulator's ledger)"].append(figures.reverted[d])
-    return out
+    return result
 
 
 def report(

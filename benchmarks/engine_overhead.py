@@ -22,10 +22,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from client import operations
+from config.settings import Settings
 from contract.rollback import DecisionInput, RollbackOptions, TriggerEvent
 from runbook.loading import DEFAULT_POLICY, load_policy
 from tests.workflows.standins import StandIns
 from worker.binaries import temporal_cli
+from worker.main import workflow_runner
 from workflows import search_attributes
 from workflows.registry import WORKFLOWS
 
@@ -38,12 +40,15 @@ async def main(runs: int) -> None:
         search_attributes=search_attributes.ALL,
     ) as env:
         standins = StandIns(treatment=25)
+        settings = Settings(_env_file=None)
+        print(f"workflow sandbox: {'on' if settings.workflow_sandbox else 'off'}")
         task_queue = f"bench-{uuid4()}"
         async with Worker(
             env.client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
             activities=standins.activities(),
+            workflow_runner=workflow_runner(settings),  # as `rollback worker` runs them
         ):
             to_stop: list[float] = []
             to_reverted: list[float] = []

@@ -315,11 +315,25 @@ class Stack:
         return {"ROLLBACK_ALERTS_TOKEN": token, "PYTHONUNBUFFERED": "1", **self.extra_env}
 
     def alerts_token(self) -> str:
+        """Made once, private from its first byte, and put in place whole (a crash or a second
+        `rollback up` never leaves an empty token that would refuse every alert)."""
         path = self.home / "alerts-token"
-        if not path.exists():  # created private: never readable by others, even for an instant
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(24))
+        existing = path.read_text().strip() if path.exists() else None
+        if existing:
+            return existing
+        partial = self.home / f"alerts-token.{secrets.token_hex(8)}.partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24))
+        try:
+            if existing == "":  # left empty by a crash before this was fixed
+                os.replace(partial, path)
+            else:
+                os.link(partial, path)  # never over a token another process just made
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink(missing_ok=True)
         return path.read_text().strip()
 
     def _start(self, part: Part, restart: bool = False) -> None:

@@ -55,7 +55,6 @@ from contract.watch import (
 from runbook.policy import Policy
 from runbook.status import RollbackStatus
 
-
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
 """How long Temporal waits for a workflow task a worker took before giving it to another: a
 worker killed while it held one delays its rollback (or watch) this long, not Temporal's 10 s

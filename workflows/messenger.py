@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 R = TypeVar("R")
 Record = Callable[[str, str], None]
@@ -70,13 +71,21 @@ class Messenger:
         inp: Any,
         *,
         deadline: timedelta = MESSAGE_DEADLINE,
+        supersedable: bool = False,
     ) -> bool:
-        """Send now and wait; whether it went out (a failure is on the timeline)."""
-        sent, _ = await self._attempt(what, method, inp, deadline)
+        """Send now and wait; whether it went out (a failure is on the timeline).
+        `supersedable`: cancelling the task stops the retries, and the task ends only once an
+        attempt under way has settled (a later message then never lands before it)."""
+        sent, _ = await self._attempt(what, method, inp, deadline, supersedable)
         return sent
 
     async def _attempt(
-        self, what: str, method: Callable[[Any, Any], Awaitable[R]], inp: Any, deadline: timedelta
+        self,
+        what: str,
+        method: Callable[[Any, Any], Awaitable[R]],
+        inp: Any,
+        deadline: timedelta,
+        supersedable: bool = False,
     ) -> tuple[bool, R | None]:
         try:
             answer = await workflow.execute_activity_method(
@@ -86,8 +95,15 @@ class Messenger:
                 schedule_to_close_timeout=deadline,
                 retry_policy=MESSAGE_RETRY,
                 summary=self.summary(what[:1].upper() + what[1:]),
+                cancellation_type=(
+                    ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                    if supersedable
+                    else ActivityCancellationType.TRY_CANCEL
+                ),
             )
         except ActivityError as error:
+            if supersedable and isinstance(error.cause, CancelledError):
+                raise asyncio.CancelledError() from error  # superseded: not a failure
             self._record("message_failed", f"{what} could not be sent: {describe_failure(error)}")
             return False, None
         return True, answer

@@ -113,8 +113,8 @@ class RollbackWorkflow:
         self._inbox: list[Arrival] = []
         self._message: DecisionMessage | None = None
         self._request: DecisionRequestInput | None = None
-        self._message_change: asyncio.Future[Any] | None = None
-        """The decision message's last change on its way: the next one goes out after it."""
+        self._message_changes: list[asyncio.Future[Any]] = []
+        """The open decision message's changes on their way: the next one goes out after them."""
         self._split: tuple[datetime, int] | None = None
         self._held: list[DecisionInput] = []
         self._considering = False
@@ -576,6 +576,7 @@ class RollbackWorkflow:
         self._adopt_trigger(event, at, res.phase)
         rb.status.mode = "manual"
         rb.record(*self.window.open(event.trigger, at, res))
+        self._message_changes = []  # a new message: the last one's changes are not its own
         rb.set_state("awaiting_decision")
         self._changed()
         opened = self.window.current
@@ -638,6 +639,7 @@ class RollbackWorkflow:
                 deciders=people_refs(self.policy, rb.status.decided_by),
                 at=workflow.now(),
             ),
+            closing=True,
         )
         self._changed()
 
@@ -675,21 +677,27 @@ class RollbackWorkflow:
             DecisionUpdateInput(request=request, message=message, note=note),
         )
 
-    def _change_message(self, method: Callable[[Any, Any], Awaitable[Any]], inp: Any) -> None:
-        """Sent in the background, after the change before it (however long Slack took with
-        that one, or however often it was retried): the channel ends on the last word."""
+    def _change_message(
+        self, method: Callable[[Any, Any], Awaitable[Any]], inp: Any, *, closing: bool = False
+    ) -> None:
+        """In the background, after the changes before it: the channel ends on the last word.
+        The close supersedes changes still on their way (their retries stop; a Slack call under
+        way settles first), so it is never held up by a deadline Slack was slow to show."""
         what = "decision message update"
         if not workflow.patched(ORDERED_MESSAGES_PATCH):
             self.rb.messenger.send(what, method, inp)
             return
-        before = self._message_change
+        before = [change for change in self._message_changes if not change.done()]
+        if closing:
+            for change in before:
+                change.cancel()
 
         async def in_turn() -> None:
-            if before is not None:
-                await workflow.wait([before])  # its failure, if any, is on the timeline
-            await self.rb.messenger.deliver(what, method, inp)
+            if before:
+                await workflow.wait(before)  # a failure of theirs is on the timeline
+            await self.rb.messenger.deliver(what, method, inp, supersedable=not closing)
 
-        self._message_change = self.rb.messenger.spawn(in_turn())
+        self._message_changes = [*before, self.rb.messenger.spawn(in_turn())]
 
     def _watch(self) -> None:
         s = self.rb.status

@@ -50,6 +50,7 @@ def test_a_tiny_storm_runs_and_prints_every_figure() -> None:
         "where the storm's milliseconds go",
         "first workflow task picked up",
         "split applied (simulator's ledger)",
+        "workflow tasks of the storm's rollbacks:",
     ):
         assert figure in out, out
     assert "rollbacks started: 3 of 3; split changes applied: 3" in out

@@ -41,3 +41,21 @@ def test_a_reader_never_sees_a_half_written_stack_file(tmp_path: Path) -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_the_alerts_token_is_private_whole_and_the_same_for_everyone(tmp_path: Path) -> None:
+    stacks = [Stack(Settings(), tmp_path, say=lambda _: None) for _ in range(8)]
+    tokens: list[str] = []
+    threads = [threading.Thread(target=lambda s=s: tokens.append(s.alerts_token())) for s in stacks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    path = tmp_path / "alerts-token"
+    assert len(set(tokens)) == 1 and len(tokens[0]) >= 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts-token"]  # no partial left
+
+    path.write_text("")  # a crash between creating and writing, before this was fixed
+    fresh = stacks[0].alerts_token()
+    assert fresh and fresh != tokens[0] and path.read_text().strip() == fresh

@@ -141,6 +141,8 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "escalation_climb": (escalation_climb, PAGED),
     "investigated": (investigated, {}),
 }
+"""`investigated_unordered.json` was recorded at 05c46ba, before the ordered decision messages
+(the same steps as `investigated`, without the slow Slack): it replays the unpatched path."""
 
 
 async def record_rollbacks(env: WorkflowEnvironment, policy: Policy, names: list[str]) -> None:

@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from client import operations
+from config import tracing
 from config.connection import connect
 from config.settings import Settings
 from contract.rollback import RollbackOptions, TriggerEvent
@@ -83,6 +84,9 @@ async def test_a_rollback_is_traced_to_the_otlp_collector(
         # retrying into the tests after it.
         provider = trace.get_tracer_provider()
         getattr(provider, "shutdown", lambda: None)()
+        # OpenTelemetry takes one global provider per process: a later tracing test in this
+        # session would export nothing, so say so rather than pass silently.
+        tracing._provider.cache_clear()
     assert ("content-type", "application/x-protobuf") in spans
     spans = [(s, n) for s, n in spans if s != "content-type"]
     names = {name for _, name in spans}

@@ -87,6 +87,8 @@ class StandIns:
     """How long a page takes to reach PagerDuty."""
     update_decision_seconds: float = 0.0
     """How long the decision message's deadline update takes (Slack slow, or retried)."""
+    update_decision_fails: bool = False
+    """Slack refuses the deadline update for now (a 503, retried)."""
     forward_raises: Client | None = None
     """Raises of the watch go to the real rollback through this client (else recorded only)."""
 
@@ -300,6 +302,8 @@ class StandIns:
     @activity.defn(name="update_decision")
     async def update_decision(self, inp: DecisionUpdateInput) -> None:
         self.calls.append(("update_decision", inp))
+        if self.update_decision_fails:
+            raise ApplicationError("Slack answered 503", type="SlackUnavailable")
         if self.update_decision_seconds:
             await asyncio.sleep(self.update_decision_seconds)
         self.calls.append(("update_decision_done", inp))

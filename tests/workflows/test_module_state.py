@@ -41,15 +41,63 @@ def module_constants() -> list[tuple[str, str, Any]]:
     return out
 
 
+def read_only(value: Any) -> bool:
+    """Read-only all the way down (a tuple of lists is not); functions and classes are names."""
+    if inspect.isroutine(value) or inspect.isclass(value):
+        return True
+    if type(value).__module__ == "dataclasses":
+        return True  # the sentinel of a `default_factory` (a fresh value per instance)
+    if isinstance(value, MappingProxyType):
+        return all(read_only(k) and read_only(v) for k, v in value.items())
+    if isinstance(value, tuple | frozenset):
+        return all(read_only(v) for v in value)
+    return value is None or isinstance(value, READ_ONLY + SDK_CONSTANTS)
+
+
+def own_classes() -> list[type]:
+    out = []
+    for info in pkgutil.iter_modules(workflows.__path__):
+        module = importlib.import_module(f"workflows.{info.name}")
+        out += [
+            v
+            for v in vars(module).values()
+            if inspect.isclass(v) and v.__module__ == module.__name__
+        ]
+    return out
+
+
 def test_workflow_modules_hold_only_read_only_values() -> None:
     constants = module_constants()
     assert constants, "no module constants found: the scan is broken"
     mutable = [
         f"workflows.{module}.{name}: {type(value).__name__}"
         for module, name, value in constants
-        if not isinstance(value, READ_ONLY + SDK_CONSTANTS) or value is None
+        if not read_only(value)
     ]
     assert mutable == []
+
+
+def test_workflow_classes_share_nothing_a_run_could_change() -> None:
+    """Class attributes and default arguments are shared by every instance (every run)."""
+    classes = own_classes()
+    assert len(classes) > 5, "no classes found: the scan is broken"
+    shared = []
+    for cls in classes:
+        for name, value in vars(cls).items():
+            if name.startswith("__") or inspect.isroutine(value) or inspect.isclass(value):
+                continue
+            if isinstance(value, property | staticmethod | classmethod):
+                continue
+            if type(value).__module__.startswith(("pydantic", "dataclasses")):
+                continue  # a model's or dataclass's machinery, not state
+            if not read_only(value):
+                shared.append(f"{cls.__qualname__}.{name}: {type(value).__name__}")
+        for name, method in inspect.getmembers(cls, inspect.isfunction):
+            for parameter in inspect.signature(method).parameters.values():
+                default = parameter.default
+                if default is not inspect.Parameter.empty and not read_only(default):
+                    shared.append(f"{cls.__qualname__}.{name}({parameter.name}=…)")
+    assert shared == []
 
 
 def test_workflow_code_never_rebinds_or_changes_a_module_value() -> None:

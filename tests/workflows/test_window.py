@@ -227,3 +227,31 @@ async def test_the_close_is_the_last_change_of_the_decision_message(
         assert "close_decision" in names, names
         assert names.index("update_decision_done") < names.index("close_decision"), names
         assert names.count("close_decision") == 1
+
+
+async def test_a_close_is_not_held_up_by_an_update_slack_keeps_refusing(
+    local_env: WorkflowEnvironment, policy: Policy
+) -> None:
+    """Slack refuses the extension's deadline change (retried with backoff, for up to 10
+    minutes): the approval's close supersedes it at once, and the change is never tried again
+    after the close (on the dev server, in real time)."""
+    refusing = StandIns(treatment=5, update_decision_fails=True)
+    async with rig(local_env, policy, refusing) as r:
+        await r.trigger("quality_regression", phase=5)
+        await r.until(lambda s: s.state == "awaiting_decision")
+        assert (await r.decide("investigating", "qa-dri")).accepted
+        await asyncio.sleep(0.2)  # the change refused once, waiting for its retry
+        assert (await r.decide("approve", "qa-dri")).accepted
+        for _ in range(60):  # well within its first retries' backoff (0.5 s, 1 s, 2 s)
+            if "close_decision" in r.standins.names():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(3.0)  # a retry of the change, if any were left, would come by now
+        names = r.standins.names()
+        assert "close_decision" in names, names
+        closed = names.index("close_decision")
+        assert "update_decision" in names[:closed]
+        assert "update_decision" not in names[closed:], names
+        status = await r.status()
+        failures = [e.message for e in status.timeline if e.kind == "message_failed"]
+        assert failures == [], failures  # superseded, not "could not be sent"

@@ -109,6 +109,8 @@ class ConditionStatus(BaseModel):
 class WatchStatus(BaseModel):
     deployment: str
     evaluating: bool
+    watching_since: datetime | None = None
+    """When it began judging the canary (None: a blind-spot record only)."""
     blind_spot: BlindSpot | None = None
     """The current outage, if any."""
     past_blind_spots: int = 0

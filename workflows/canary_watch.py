@@ -73,6 +73,10 @@ Temporal's limits: 37 minutes at the plan's 15 s."""
 RAISED_KEPT = 20
 WATCH_SOURCE = "watch"
 
+UPGRADE_PATCH = "watch-upgrade-announced"
+"""A watch a blind spot started and then asked to judge announces itself at once (it used to
+wait for its next run)."""
+
 
 @workflow.defn
 class CanaryWatchWorkflow:
@@ -105,6 +109,11 @@ class CanaryWatchWorkflow:
                 self._blind_spot(self._events.pop(0))
             if self._long():
                 break
+            if state.started_at is None and self._evaluate and workflow.patched(UPGRADE_PATCH):
+                # A blind-spot record asked to judge the canary too (`rollback watch -d D`):
+                # the channel hears it now, not when this run continues as new.
+                state.started_at = workflow.now()
+                self._announce(self._watching_text())
             if self._evaluate:
                 if self._due():
                     await self._reading()
@@ -185,6 +194,7 @@ class CanaryWatchWorkflow:
         return WatchStatus(
             deployment=self._inp.deployment,
             evaluating=self._evaluate,
+            watching_since=s.started_at,
             blind_spot=self._blind,
             past_blind_spots=self._past,
             interval_seconds=self._policy.watch.interval.total_seconds(),

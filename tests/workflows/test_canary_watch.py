@@ -18,10 +18,12 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client import operations
 from contract.rollback import RollbackOptions
 from contract.watch import (
     STOP_SIGNAL,
     WATCH_STATUS_QUERY,
+    BlindSpotEvent,
     CanaryReading,
     WatchInput,
     WatchRaiseInput,
@@ -260,3 +262,37 @@ async def test_stop_ends_the_watch(skipping_env: WorkflowEnvironment, policy: Po
         await w.handle.signal(STOP_SIGNAL)
         final = await w.handle.result()
         assert final.ended == "stopped" and final.readings >= 2
+
+
+async def test_a_watch_a_blind_spot_started_announces_itself_when_asked_to_judge(
+    skipping_env: WorkflowEnvironment, policy: Policy
+) -> None:
+    """Grafana's NoData started the watch (a record only); `rollback watch -d D` then asks it
+    to judge the canary: the channel hears at once that the canary is watched, and from when."""
+    standins = StandIns(treatment=25)
+    task_queue, deployment = f"tq-{uuid4()}", f"search-{uuid4().hex[:8]}"
+    client = skipping_env.client
+    async with Worker(
+        client, task_queue=task_queue, workflows=WORKFLOWS, activities=standins.activities()
+    ):
+        options = RollbackOptions(ui_metadata=False)
+        await operations.send_blind_spots(
+            client,
+            task_queue=task_queue,
+            policy=policy,
+            deployment=deployment,
+            events=[BlindSpotEvent(source="grafana", alertname="DatasourceNoData")],
+            options=options,
+        )
+        handle = client.get_workflow_handle(watch_id(deployment), result_type=WatchStatus)
+        w = Watch(skipping_env, standins, handle)
+        before = await w.status()
+        assert not before.evaluating and before.watching_since is None
+        started = await operations.start_watch(
+            client, task_queue=task_queue, policy=policy, deployment=deployment, options=options
+        )
+        assert not started.started  # the running watch was told, not a second one started
+        now = await w.after(1)
+        assert now.evaluating and now.watching_since is not None
+        assert any(text.startswith("👀 Canary watch of") for text in w.said()), w.said()
+        await handle.terminate("test finished")

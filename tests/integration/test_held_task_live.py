@@ -97,6 +97,12 @@ async def test_every_start_carries_the_task_timeout(
         deployment=blind,
         events=[BlindSpotEvent(source="grafana", alertname="DatasourceNoData")],
     )
+    # Started by the update-with-start itself (its update waits for a worker), not by the
+    # signal-with-start it falls back to: the start wrote no signal before its first task.
+    second = [
+        e async for e in client.get_workflow_handle(f"rollback-{raised}").fetch_history_events()
+    ][1]
+    assert second.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, second
     ids = [f"rollback-{alerted}", f"rollback-{raised}", watch_id(watched), watch_id(blind)]
     for workflow_id in ids:
         handle = client.get_workflow_handle(workflow_id)

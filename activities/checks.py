@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Callable
 from datetime import datetime
 
 from activities.metrics import Reading
 from activities.models import CheckResult
-from runbook.policy import Comparison, HealthCriterion, QualityCheck
-
-COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-    "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12),
-}
+from runbook.policy import HealthCriterion, QualityCheck, compare
 
 
 def number(value: float | None) -> str:
@@ -51,7 +40,7 @@ def judge(criterion: HealthCriterion, reading: Reading, at: datetime) -> CheckRe
             return result
         compared = value / baseline
         result.detail = f"{compared:.2f}× baseline"
-    result.passed = COMPARE[criterion.comparison](compared, criterion.value)
+    result.passed = compare(criterion.comparison, compared, criterion.value)
     return result
 
 

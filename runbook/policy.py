@@ -8,6 +8,8 @@ field path where they went wrong.
 
 from __future__ import annotations
 
+import math
+import operator
 from datetime import timedelta
 from typing import Annotated, Any, Literal, get_args
 
@@ -20,6 +22,17 @@ from runbook.wording import FACTS, unknown_facts
 Mode = Literal["auto", "manual"]
 Action = Literal["rollback", "continue"]
 Comparison = Literal[">", ">=", "<", "<=", "=="]
+
+
+def compare(comparison: Comparison, value: float, threshold: float) -> bool:
+    """`value <comparison> threshold`, `==` within float rounding: how every criterion, check,
+    trigger condition and gate of a policy is judged."""
+    if comparison == "==":
+        return math.isclose(value, threshold, rel_tol=1e-9, abs_tol=1e-12)
+    return {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}[comparison](
+        value, threshold
+    )
+
 
 StepId = Literal[
     "emergency_stop",

@@ -15,24 +15,14 @@ Prometheus' `for:` resets on a missing sample instead; with no gap both agree (t
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
 
-from runbook.policy import Comparison, Policy, watched_metrics
-
-COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-    "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12),
-}
+from runbook.policy import Comparison, Policy, compare, watched_metrics
 
 Values = Mapping[str, float | None]
 
@@ -54,7 +44,7 @@ class Condition:
     """False for a gate that is not primary: shown, never raised."""
 
     def breached(self, value: float) -> bool:
-        holds = COMPARE[self.comparison](value, self.threshold)
+        holds = compare(self.comparison, value, self.threshold)
         return holds if self.breach_when_holds else not holds
 
     def describe(self) -> str:

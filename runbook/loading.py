@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from runbook.policy import STEP_IDS, Policy
+from runbook.schema import FILE
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "sprint-1.yaml"
 
@@ -63,7 +64,7 @@ def parse_policy(text: str, source: str = "<policy>", base: Path | None = None) 
     if overrides is not None:
         _override(data, overrides, source)
     try:
-        policy = Policy.model_validate(data)
+        policy = Policy.model_validate(data, context=FILE)
     except ValidationError as error:
         raise PolicyError(source, [_problem(e) for e in error.errors()]) from None
     problems = list(check_references(policy))
@@ -134,8 +135,10 @@ def _problem(error: Any) -> Problem:
     reason: str = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
         reason = "is required"
-    elif error["type"] == "extra_forbidden":
+    elif error["type"] in ("extra_forbidden", "unknown_field"):
         reason = "is not a known field"
+        if error["type"] == "unknown_field":
+            loc.append(str(error["ctx"]["field"]))
     return Problem(".".join(loc), reason)
 
 

@@ -13,9 +13,10 @@ import operator
 from datetime import timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
 from runbook.durations import Duration, NonNegativeDuration, PositiveDuration
+from runbook.schema import PolicyModel, judged
 from runbook.targets import HTTP_PATH_NAMES, TargetDrivers, missing_http_paths
 from runbook.wording import FACTS, unknown_facts
 
@@ -48,10 +49,6 @@ STEP_IDS: tuple[str, ...] = get_args(StepId)
 re-budget them but not invent new ones."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _cell_shorthand(value: Any) -> Any:
     """`5: auto` in YAML means `5: {mode: auto}`."""
     return {"mode": value} if isinstance(value, str) else value
@@ -77,7 +74,7 @@ environment variable that holds it (so the policy, and every rollback's history,
 secret)."""
 
 
-class Person(_Strict):
+class Person(PolicyModel):
     name: str
     slack_user_id: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$")
     phone: str | None = None
@@ -87,7 +84,7 @@ class Person(_Strict):
     theirs."""
 
 
-class Escalation(_Strict):
+class Escalation(PolicyModel):
     """How an escalation climbs `escalation_path`: each role is told (Slack, and PagerDuty where a
     person has a routing key) and has `ack_within` to acknowledge before the next role is."""
 
@@ -97,7 +94,7 @@ class Escalation(_Strict):
     severity: Literal["critical", "error", "warning", "info"] = "critical"
 
 
-class Trigger(_Strict):
+class Trigger(PolicyModel):
     name: str
     kind: Literal["automated", "manual"]
     authority: str = Field(description="the authority-matrix row that decides this trigger")
@@ -123,7 +120,7 @@ class Trigger(_Strict):
         return "traffic_reverted" if self.kind == "automated" else "decision"
 
 
-class Cell(_Strict):
+class Cell(PolicyModel):
     """One cell of the decision matrix."""
 
     mode: Mode
@@ -137,7 +134,7 @@ DecisionRow = dict[int, Annotated[Cell, BeforeValidator(_cell_shorthand)]]
 AuthorityCell = Annotated[Literal["system"] | RoleSets, BeforeValidator(_role_sets_shorthand)]
 
 
-class Decisions(_Strict):
+class Decisions(PolicyModel):
     """How decision windows behave beyond what the matrices say."""
 
     after_deny_watch: PositiveDuration
@@ -145,7 +142,7 @@ class Decisions(_Strict):
     deciders_are_distinct_people: bool = True
 
 
-class Step(_Strict):
+class Step(PolicyModel):
     id: StepId
     name: str
     budget: PositiveDuration
@@ -157,14 +154,14 @@ class Step(_Strict):
     four hours, the plan's stability watch."""
 
 
-class Phase(_Strict):
+class Phase(PolicyModel):
     id: str
     name: str
     budget: PositiveDuration | None = None
     steps: list[Step]
 
 
-class HealthCriterion(_Strict):
+class HealthCriterion(PolicyModel):
     id: str
     name: str
     metric: str
@@ -174,14 +171,14 @@ class HealthCriterion(_Strict):
     within: PositiveDuration
 
 
-class SmokeTest(_Strict):
+class SmokeTest(PolicyModel):
     id: str
     name: str
     path: str
     expect_status: int = 200
 
 
-class QualityCheck(_Strict):
+class QualityCheck(PolicyModel):
     id: str
     name: str
     metric: str
@@ -189,13 +186,13 @@ class QualityCheck(_Strict):
     at_most: float | None = None
 
 
-class DeepValidation(_Strict):
+class DeepValidation(PolicyModel):
     smoke_tests: list[SmokeTest]
     quality: list[QualityCheck]
     observe_for: NonNegativeDuration = timedelta(0)
 
 
-class Audience(_Strict):
+class Audience(PolicyModel):
     id: str
     name: str
     channel: str
@@ -211,7 +208,9 @@ class Audience(_Strict):
     None: a plain summary of the facts."""
 
     @model_validator(mode="after")
-    def _template_names_known_facts(self) -> Audience:
+    def _template_names_known_facts(self, info: ValidationInfo) -> Audience:
+        if not judged(info):
+            return self
         unknown = unknown_facts(self.template) if self.template else []
         if unknown:
             raise ValueError(
@@ -220,7 +219,7 @@ class Audience(_Strict):
         return self
 
 
-class Impact(_Strict):
+class Impact(PolicyModel):
     """Thresholds that decide whether business impact or an SLA breach occurred."""
 
     business_impact_affected_share: float = Field(gt=0, le=1)
@@ -228,13 +227,13 @@ class Impact(_Strict):
     sla_breach_below: float
 
 
-class Notifications(_Strict):
+class Notifications(PolicyModel):
     channel: str
     audiences: list[Audience]
     impact: Impact
 
 
-class ResponseTarget(_Strict):
+class ResponseTarget(PolicyModel):
     id: str
     name: str
     start: Literal["trigger", "decision"]
@@ -243,7 +242,7 @@ class ResponseTarget(_Strict):
     applies_to: Literal["any", "auto", "manual"] = "any"
 
 
-class RecoveryTarget(_Strict):
+class RecoveryTarget(PolicyModel):
     id: str
     name: str
     description: str
@@ -256,7 +255,7 @@ class RecoveryTarget(_Strict):
     )
 
 
-class FollowUp(_Strict):
+class FollowUp(PolicyModel):
     id: str
     name: str
     after: PositiveDuration
@@ -269,7 +268,7 @@ class FollowUp(_Strict):
     escalate_after: PositiveDuration | None = None
 
 
-class AlertRouting(_Strict):
+class AlertRouting(PolicyModel):
     """How an alert finds its deployment and trigger: labels first, then the alert's name."""
 
     deployment_label: str = "deployment"
@@ -281,7 +280,7 @@ class AlertRouting(_Strict):
     a monitoring blind spot for the deployment, never a breach, never a rollback."""
 
 
-class Targets(_Strict):
+class Targets(PolicyModel):
     """Where the steps act. What Phase 1 acts on (`services_to_stop`, `early_stop_field`,
     `flags_to_disable`) and, per kind of action, the driver that does it (`drivers`,
     runbook/targets.py).
@@ -304,7 +303,9 @@ class Targets(_Strict):
     drivers: TargetDrivers = TargetDrivers()
 
     @model_validator(mode="after")
-    def _http_drivers_have_paths(self) -> Targets:
+    def _http_drivers_have_paths(self, info: ValidationInfo) -> Targets:
+        if not judged(info):
+            return self
         problems = missing_http_paths(self.drivers, self.model_dump(include=set(HTTP_PATH_NAMES)))
         if problems:
             raise ValueError("; ".join(problems))
@@ -316,7 +317,7 @@ def _query_shorthand(value: Any) -> Any:
     return {"query": value} if isinstance(value, str) else value
 
 
-class MetricQuery(_Strict):
+class MetricQuery(PolicyModel):
     query: str
     """A dotted path into the JSON answer (http_json) or a PromQL instant query (prometheus);
     `{deployment}` (and `{variant}` among `variants`) are replaced."""
@@ -327,7 +328,7 @@ class MetricQuery(_Strict):
 MetricQueries = dict[str, Annotated[MetricQuery, BeforeValidator(_query_shorthand)]]
 
 
-class MetricsSource(_Strict):
+class MetricsSource(PolicyModel):
     url: str | None = None
     """http_json: the JSON document's path on ROLLBACK_METRICS_URL, `{deployment}` replaced."""
     metrics: MetricQueries
@@ -343,13 +344,15 @@ class MetricsSource(_Strict):
     trigger's threshold, for the trigger's sustain, in a Prometheus alerting rule."""
 
 
-class Metrics(_Strict):
+class Metrics(PolicyModel):
     provider: Literal["http_json", "prometheus"]
     http_json: MetricsSource | None = None
     prometheus: MetricsSource | None = None
 
     @model_validator(mode="after")
-    def _provider_is_described(self) -> Metrics:
+    def _provider_is_described(self, info: ValidationInfo) -> Metrics:
+        if not judged(info):
+            return self
         source = getattr(self, self.provider)
         if source is None:
             raise ValueError(f"provider is {self.provider}, but there is no {self.provider} block")
@@ -365,7 +368,7 @@ class Metrics(_Strict):
         return source
 
 
-class Derived(_Strict):
+class Derived(PolicyModel):
     """A figure the canary watch judges that the metrics provider does not give as such:
     one variant's figure (`metric` + `variant`), a figure relative to its baseline
     (`relative_to_baseline`, the live figure over the baseline, minus one), or the largest of
@@ -381,7 +384,9 @@ class Derived(_Strict):
     largest_of: list[str] = []
 
     @model_validator(mode="after")
-    def _one_kind(self) -> Derived:
+    def _one_kind(self, info: ValidationInfo) -> Derived:
+        if not judged(info):
+            return self
         kinds = [
             self.variant is not None or self.metric is not None,
             self.relative_to_baseline is not None,
@@ -402,7 +407,7 @@ class Derived(_Strict):
         return [self.relative_to_baseline or self.metric or ""]
 
 
-class Gate(_Strict):
+class Gate(PolicyModel):
     """A success gate: it passes while `metric comparison threshold` holds. A primary gate
     failing for `sustain` is Trigger 4 (gate failure); the others are only shown."""
 
@@ -415,7 +420,7 @@ class Gate(_Strict):
     primary: bool = True
 
 
-class Watch(_Strict):
+class Watch(PolicyModel):
     """The canary watch (workflows/canary_watch.py): every `interval` it reads the metrics and
     judges each trigger that has a metric, comparison and threshold, and each success gate,
     against its sustain period."""
@@ -431,7 +436,7 @@ class Watch(_Strict):
     """The trigger a failing primary gate raises."""
 
 
-class Policy(_Strict):
+class Policy(PolicyModel):
     version: Literal[1]
     name: str
     service: str
@@ -458,7 +463,9 @@ class Policy(_Strict):
     watch: Watch = Watch()
 
     @model_validator(mode="after")
-    def _metrics_cover_every_check(self) -> Policy:
+    def _metrics_cover_every_check(self, info: ValidationInfo) -> Policy:
+        if not judged(info):
+            return self
         if self.metrics is None:
             return self
         source = self.metrics.source()
@@ -480,7 +487,9 @@ class Policy(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _watch_can_read_what_it_judges(self) -> Policy:
+    def _watch_can_read_what_it_judges(self, info: ValidationInfo) -> Policy:
+        if not judged(info):
+            return self
         # Only a policy that has a `watch` section: one recorded in a rollback's history before
         # the watch existed must still decode (its run never starts a watch).
         if self.metrics is None or "watch" not in self.model_fields_set:
@@ -491,7 +500,9 @@ class Policy(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _approvals_name_an_authority(self) -> Policy:
+    def _approvals_name_an_authority(self, info: ValidationInfo) -> Policy:
+        if not judged(info):
+            return self
         for i, audience in enumerate(self.notifications.audiences):
             if audience.approval is None:
                 continue

@@ -21,9 +21,10 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from runbook.durations import PositiveDuration
+from runbook.schema import PolicyModel, judged
 
 SSH_HOST = re.compile(r"^ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>[^@/:\s]+)(?::(?P<port>\d+))?/?$")
 """`ssh://[user@]host[:port]`, the plan's form (`ssh://lb-primary.lens.com`)."""
@@ -34,11 +35,9 @@ PLACEHOLDERS = ("deployment", "service", "flag", "field", "key")
 and `{key}`, the action's idempotency key (the same on every retry)."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _compiles(pattern: str) -> str:
+def _compiles(pattern: Any, info: ValidationInfo) -> Any:
+    if not judged(info) or not isinstance(pattern, str):
+        return pattern
     try:
         re.compile(pattern)
     except re.error as error:
@@ -46,10 +45,10 @@ def _compiles(pattern: str) -> str:
     return pattern
 
 
-Regex = Annotated[str, BeforeValidator(lambda v: _compiles(v) if isinstance(v, str) else v)]
+Regex = Annotated[str, BeforeValidator(_compiles)]
 
 
-class Command(_Strict):
+class Command(PolicyModel):
     """One command line. Placeholders are shell-quoted when filled in, so a name can never
     become a second command."""
 
@@ -64,7 +63,9 @@ class Command(_Strict):
 
     @field_validator("run")
     @classmethod
-    def _known_placeholders(cls, run: str) -> str:
+    def _known_placeholders(cls, run: str, info: ValidationInfo) -> str:
+        if not judged(info):
+            return run
         unknown = sorted(set(re.findall(r"\{(\w+)\}", run)) - set(PLACEHOLDERS))
         if unknown:
             raise ValueError(
@@ -83,7 +84,9 @@ class SplitRead(Command):
 
     @field_validator("pattern")
     @classmethod
-    def _names_both_shares(cls, pattern: str) -> str:
+    def _names_both_shares(cls, pattern: str, info: ValidationInfo) -> str:
+        if not judged(info):
+            return pattern
         groups = set(re.compile(pattern).groupindex)
         missing = sorted({"treatment", "control"} - groups)
         if missing:
@@ -99,19 +102,21 @@ class StateRead(Command):
     `systemctl is-active`); anything else means the action is still to do."""
 
 
-class _Described(_Strict):
+class _Described(PolicyModel):
     access: str | None = None
     """Where the plan says the target is (its System Access line), shown by `rollback
     preflight` and in errors; no effect on how it is reached."""
 
 
-def _host(value: str) -> str:
+def _host(value: Any, info: ValidationInfo) -> Any:
+    if not judged(info) or not isinstance(value, str):
+        return value
     if value != LOCAL and not SSH_HOST.match(value):
         raise ValueError(f"must be `local` or ssh://[user@]host[:port], got {value!r}")
     return value
 
 
-Host = Annotated[str, BeforeValidator(lambda v: _host(v) if isinstance(v, str) else v)]
+Host = Annotated[str, BeforeValidator(_host)]
 
 
 class HttpDriver(_Described):
@@ -139,7 +144,9 @@ class HaproxyDriver(_Described):
 
     @field_validator("socket")
     @classmethod
-    def _socket_form(cls, socket: str) -> str:
+    def _socket_form(cls, socket: str, info: ValidationInfo) -> str:
+        if not judged(info):
+            return socket
         if not (socket.startswith("/") or TCP_SOCKET.match(socket)):
             raise ValueError(f"must be a UNIX socket path or tcp://host:port, got {socket!r}")
         return socket
@@ -189,7 +196,7 @@ StateDriver = Annotated[
 ]
 
 
-class TargetDrivers(_Strict):
+class TargetDrivers(PolicyModel):
     """One driver per kind of Phase 1 action; all http (and redis) unless the policy says."""
 
     load_balancer: LoadBalancerDriver = HttpDriver()
@@ -205,7 +212,9 @@ class TargetDrivers(_Strict):
     """Step 2, `redis-cli FLUSHDB` on the configuration cache only."""
 
     @model_validator(mode="after")
-    def _haproxy_servers_differ(self) -> TargetDrivers:
+    def _haproxy_servers_differ(self, info: ValidationInfo) -> TargetDrivers:
+        if not judged(info):
+            return self
         lb = self.load_balancer
         if isinstance(lb, HaproxyDriver) and lb.treatment_server == lb.control_server:
             raise ValueError("load_balancer: treatment_server and control_server must differ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runbook.policy import Policy
+from runbook.schema import FILE
 
 
 def edited(policy: Policy, changes: dict[str, Any]) -> Policy:
@@ -20,4 +21,4 @@ def edited(policy: Policy, changes: dict[str, Any]) -> Policy:
             node[int(last)] = value
         else:
             node[last] = value
-    return Policy.model_validate(data)
+    return Policy.model_validate(data, context=FILE)

@@ -24,6 +24,7 @@ from activities.models import (
 from activities.notify import ConsoleNotifier
 from activities.procedure import RollbackActivities
 from runbook.policy import Policy
+from runbook.schema import FILE
 from runbook.status import StepRecord
 from runbook.wording import FACTS, render
 from simulator import SimulatorServer
@@ -219,7 +220,8 @@ def test_a_template_naming_an_unknown_fact_is_refused(policy: Policy) -> None:
     data = policy.model_dump(mode="json")
     data["notifications"]["audiences"][0]["template"] = "Hello {deployment}, {mood}"
     with pytest.raises(ValidationError, match=r"unknown fact\(s\) mood"):
-        Policy.model_validate(data)
+        Policy.model_validate(data, context=FILE)
+    Policy.model_validate(data)  # a recorded policy decodes: it was judged when it was read
 
 
 async def test_decision_and_escalation_messages_name_people_and_deadlines(

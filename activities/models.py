@@ -9,7 +9,13 @@ from pydantic import BaseModel
 
 from runbook.actions import ActionSpec
 from runbook.policy import DeepValidation, HealthCriterion, Notifications, RoleSets
-from runbook.status import RecoveryMeasure, ResponseTime, StepRecord, TimelineEntry
+from runbook.status import (
+    DecisionMessage,
+    RecoveryMeasure,
+    ResponseTime,
+    StepRecord,
+    TimelineEntry,
+)
 
 
 class StepContext(BaseModel):
@@ -231,11 +237,6 @@ class DecisionRequestInput(BaseModel):
     deadline: datetime
     default_action: Literal["rollback", "continue"]
     can_investigate: bool
-
-
-class DecisionMessage(BaseModel):
-    channel: str
-    ts: str | None = None
 
 
 class DecisionClosedInput(BaseModel):

@@ -6,22 +6,32 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from contract.rollback import RollbackOptions
+from contract.outbox import Outgoing
+from contract.rollback import DecisionReply, RollbackOptions
 from runbook.policy import Policy
 from runbook.status import FollowUpsStatus
 
 FOLLOW_UPS_WORKFLOW = "FollowUpsWorkflow"
 ACK_UPDATE = "acknowledge"
-
-
 ACK_SIGNAL = "acknowledgement"
-
-
 INCIDENT_SIGNAL = "incident"
+RUN_STATE_QUERY = "run_state"
+"""Everything the follow-ups' run would hand to the next one if it continued as new now."""
 
 
 def follow_ups_id(deployment: str) -> str:
     return f"follow-ups-{deployment}"
+
+
+class FollowUpsRun(BaseModel):
+    """Everything a follow-ups run knows, carried whole when it continues as new (a week of
+    signals stays bounded)."""
+
+    status: FollowUpsStatus
+    replies: dict[str, DecisionReply] = {}
+    """The reply to each acknowledgement, by request id (bounded): a repeat gets it again."""
+    outbox: list[Outgoing] = []
+    """Messages not sent yet: the next run sends them, in order."""
 
 
 class FollowUpsInput(BaseModel):
@@ -30,9 +40,8 @@ class FollowUpsInput(BaseModel):
     options: RollbackOptions = RollbackOptions()
     reverted_at: datetime
     rollback_id: str
-    carried: FollowUpsStatus | None = None
-    """What a run hands to the next when it continues as new (a week of signals stays
-    bounded)."""
+    carried: FollowUpsRun | None = None
+    """What the previous run handed over (None: the first run)."""
 
 
 class FollowUpAck(BaseModel):

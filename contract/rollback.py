@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from contract.outbox import Outgoing
 from runbook.policy import Policy
-from runbook.status import DecisionAction, RollbackState, RollbackStatus
+from runbook.status import DecisionAction, DecisionMessage, RollbackState, RollbackStatus
 
 ROLLBACK_WORKFLOW = "RollbackWorkflow"
 """The rollback's workflow type, by name: callers never import the workflow class."""
@@ -21,6 +22,8 @@ DECIDE_UPDATE = "decide"
 DECISION_SIGNAL = "decision"
 """The same decision as a signal: durable even while no worker runs (the gateway's fallback)."""
 STATUS_QUERY = "status"
+RUN_STATE_QUERY = "run_state"
+"""Everything the run would hand to the next one if it continued as new now."""
 COMMS_UPDATE = "approve_comms"
 COMMS_SIGNAL = "comms_approval"
 ESCALATION_ACK_UPDATE = "acknowledge_escalation"
@@ -54,6 +57,10 @@ class RollbackOptions(BaseModel):
     drill: bool = False
     channel: str | None = None
     """The deployment's channel; the policy's notification channel when not set."""
+    handover_events: int = Field(default=2_000, ge=20)
+    """A run continues as new past this many history events, well before Temporal suggests it
+    (4 Ki events by default on the dev server, 10 Ki on a cluster); tests make it small to hand
+    over at a moment they choose."""
 
 
 class TriggerEvent(BaseModel):
@@ -95,31 +102,9 @@ class TriggerReply(BaseModel):
     accepted: bool
     message: str
     state: RollbackState
-
-
-class Carried(BaseModel):
-    """What a run hands to the next when it continues as new: a long watch keeps its history
-    bounded without forgetting what it watches for."""
-
-    status: RollbackStatus
-    resume: Literal["after_rollback", "after_deny"]
-    watch_until: datetime
-    deliveries: list[str] = []
-    escalated: list[str] = []
-    """Escalation keys already sent (each reason escalates once per rollback)."""
-    seen_after_rollback: list[str] = []
-    """Trigger ids that fired after the rollback (the escalation path heard of each once)."""
-    unsettled: list[str] = []
-    """Phase 1 actions still unconfirmed when the run handed over; the next run retries them."""
-
-
-class RollbackInput(BaseModel):
-    deployment: str
-    policy: Policy
-    options: RollbackOptions = RollbackOptions()
-    pending: list[TriggerEvent] = []
-    """Triggers that arrived while the previous run was ending: this run handles them first."""
-    carried: Carried | None = None
+    next_run: bool = False
+    """The run was ending: the trigger was handed to the rollback's next run, which judges it
+    (the same trigger sent again is answered with that run's verdict)."""
 
 
 class DecisionInput(BaseModel):
@@ -174,6 +159,71 @@ class EscalationAck(BaseModel):
     request_id: str | None = None
     made_at: AwareDatetime | None = None
     """When it was made, with its time zone (a naive time cannot be judged against deadlines)."""
+
+
+class PendingTrigger(BaseModel):
+    """A trigger taken in but not judged yet: the next run judges it when this one hands over."""
+
+    event: TriggerEvent
+    at: datetime
+    """The instant it counts from (when the sender received it, at the latest when it came)."""
+    ticket: str | None = None
+    """A person waits for its verdict under this key (the event's delivery key)."""
+
+
+Stage = Literal["start", "verdict", "after_rollback"]
+"""Where a run resumes: `start`, a new incident (the previous run ended; only its memory of
+requests and its unsent messages come along); `verdict`, taking triggers and deciding (a window
+may be open, or the canary continues under watch after a deny); `after_rollback`, the stability
+watch."""
+
+
+class RollbackRun(BaseModel):
+    """Everything a rollback run knows, in one structure: the next run starts from it whole when
+    this one continues as new (a long history, or a trigger that came as the run ended)."""
+
+    status: RollbackStatus
+    stage: Stage = "start"
+    watch_until: datetime | None = None
+    """The end of the watch after a deny (`verdict`) or after the rollback (`after_rollback`)."""
+    inbox: list[PendingTrigger] = []
+    held: list[DecisionInput] = []
+    """Decisions stored before the first window opened: judged once it is open."""
+    accepted: bool = False
+    """Whether any trigger of this incident was taken (a run of only refused ones ends)."""
+    last_via: str = "unknown"
+    """How the last accepted vote came (slack, cli): the decision's `via` metric."""
+    phase_label: int | None = None
+    """The trigger's phase label, when the phase waits for the emergency stop's read."""
+    deliveries: list[str] = []
+    """Delivery keys already recorded, oldest first (bounded): a webhook retry counts once."""
+    verdicts: dict[str, TriggerReply] = {}
+    """The verdict on each trigger a person raised, by its delivery key (bounded): the same
+    trigger sent again, to this run or the next, is answered with it."""
+    replies: dict[str, DecisionReply] = {}
+    """The reply to each decision, approval and acknowledgement, by request id (bounded)."""
+    escalated: list[str] = []
+    """Escalation keys already sent (each reason escalates once per rollback)."""
+    seen_after_rollback: list[str] = []
+    """Trigger ids that fired after the rollback (the escalation path heard of each once)."""
+    resolved: list[str] = []
+    """Triggers whose resolution is on the timeline (a storm of them is recorded once)."""
+    missed_targets: dict[str, datetime] = {}
+    """Response targets escalated as missed, with when they were due."""
+    decision_message: DecisionMessage | None = None
+    """The open decision's Slack message (changed when the deadline moves, closed at the end)."""
+    decision_links: list[str] = []
+    """The links of the trigger that opened the window (its request shows them)."""
+    outbox: list[Outgoing] = []
+    """Messages not sent yet: the next run sends them, in order."""
+
+
+class RollbackInput(BaseModel):
+    deployment: str
+    policy: Policy
+    options: RollbackOptions = RollbackOptions()
+    carried: RollbackRun | None = None
+    """What the previous run handed over (None: the first run of an incident)."""
 
 
 def escalation_dedup_key(workflow: str, key: str, opened_at: datetime) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from contract.outbox import Outgoing
 from contract.rollback import RollbackOptions, TriggerEvent
 from runbook.policy import Policy
 from runbook.watching import Clock, ReadPlan
@@ -18,6 +19,8 @@ STOP_SIGNAL = "stop"
 EVALUATE_SIGNAL = "evaluate"
 """A watch started by a blind-spot alert alone starts judging the canary too."""
 WATCH_STATUS_QUERY = "status"
+WATCH_RUN_STATE_QUERY = "run_state"
+"""Everything the watch's run would hand to the next one if it continued as new now."""
 
 
 def watch_id(deployment: str) -> str:
@@ -76,6 +79,23 @@ class WatchState(BaseModel):
     raised: list[Raised] = []
     """The latest raises (bounded)."""
     ended: str = ""
+    evaluate: bool = True
+    """Whether it judges the canary (False: it only records a blind spot an alert told of)."""
+    blind_spot: BlindSpot | None = None
+    """The current outage, if any."""
+    past_blind_spots: int = 0
+    events: list[BlindSpotEvent] = []
+    """Blind-spot events taken in and not handled yet: the next run handles them first."""
+    seen: list[str] = []
+    """Delivery keys of blind-spot events already taken (bounded): a webhook retry counts once."""
+    stopping: bool = False
+    """Told to stop (`rollback watch stop`)."""
+    verdicts: dict[str, str] = {}
+    """Each condition's state at the last reading (healthy, breaching, sustained, …)."""
+    figures: dict[str, float | None] = {}
+    """The judged figures of the last reading."""
+    outbox: list[Outgoing] = []
+    """Messages not sent yet: the next run sends them, in order."""
 
 
 class WatchInput(BaseModel):
@@ -85,12 +105,8 @@ class WatchInput(BaseModel):
     evaluate: bool = True
     """False: started by a blind-spot alert for a deployment the engine does not watch itself;
     it only keeps the blind spot's record and announcement, and ends once readings are back."""
-    blind_spot: BlindSpot | None = None
-    past_blind_spots: int = 0
-    """Carried over when a long watch continues as new."""
     state: WatchState | None = None
-    pending: list[BlindSpotEvent] = []
-    """Blind-spot events that arrived while the previous run was ending: handled first."""
+    """What the previous run knew, whole (None: a new watch)."""
 
 
 class ConditionStatus(BaseModel):

@@ -108,6 +108,13 @@ class OpenDecision(BaseModel):
     """How it closed: approved, denied, expired with the default applied, superseded."""
 
 
+class DecisionMessage(BaseModel):
+    """Where a decision request was posted (Slack's channel id and message ts)."""
+
+    channel: str
+    ts: str | None = None
+
+
 class RecoveryMeasure(BaseModel):
     """A recovery target judged from what the rollback measured itself."""
 

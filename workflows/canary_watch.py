@@ -15,14 +15,14 @@ DRI can use to roll back by hand (the plan's Trigger 6), and closed when reading
 Started by a blind-spot alert alone (`evaluate=False`), the watch only keeps that record, and
 ends once the outage is over.
 
-Everything it knows is one `WatchState`, handed over when the history grows long (continue as
-new), so the sustain clocks survive restarts and days of watching.
+Everything it knows is one `WatchState`, handed over whole when the history grows long (continue
+as new), so the sustain clocks, an open blind spot and the events not handled yet survive
+restarts and days of watching.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         BLIND_SPOT_SIGNAL,
         EVALUATE_SIGNAL,
         STOP_SIGNAL,
+        WATCH_RUN_STATE_QUERY,
         WATCH_STATUS_QUERY,
         BlindSpot,
         BlindSpotEvent,
@@ -61,21 +62,18 @@ with workflow.unsafe.imports_passed_through():
         sustained_for,
         to_capture,
     )
+    from workflows.handover import history_long, quiesce
     from workflows.messenger import Messenger, describe_failure
 
 QUIET_AFTER = timedelta(minutes=30)
 """A watch started by a blind-spot alert ends this long after readings came back (an alert that
 flaps back within it is the same outage's story, not a new watch)."""
-HANDOVER_EVENTS = 2_000
 READINGS_PER_RUN = 150
 """A run hands over after this many readings (about 1,700 history events), well before
 Temporal's limits: 37 minutes at the plan's 15 s."""
 RAISED_KEPT = 20
+SEEN_KEPT = 500
 WATCH_SOURCE = "watch"
-
-UPGRADE_PATCH = "watch-upgrade-announced"
-"""A watch a blind spot started and then asked to judge announces itself at once (it used to
-wait for its next run)."""
 
 
 @workflow.defn
@@ -84,70 +82,57 @@ class CanaryWatchWorkflow:
     def __init__(self, inp: WatchInput) -> None:
         self._inp = inp
         self._policy = inp.policy
-        self._blind: BlindSpot | None = inp.blind_spot
-        self._past = inp.past_blind_spots
-        self._events: list[BlindSpotEvent] = list(inp.pending)
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._stop = False
-        self._evaluate = inp.evaluate
-        self._state = inp.state or WatchState()
+        self._state = state = inp.state or WatchState(evaluate=inp.evaluate)
+        self._seen = set(state.seen)
         self._conditions = conditions(inp.policy)
         self._plan = read_plan(inp.policy)
-        self._verdicts: dict[str, str] = {}
-        self._figures: dict[str, float | None] = {}
         self._run_readings = 0
-        self._messenger = Messenger(lambda kind, message: None, inp.options.ui_metadata)
+        self._messenger = Messenger(
+            lambda kind, message: None, inp.options.ui_metadata, carried=state.outbox
+        )
+        state.outbox = []  # on their way again: the messenger knows them now
 
     @workflow.run
     async def run(self, inp: WatchInput) -> WatchStatus:
         state = self._state
-        if state.started_at is None and self._evaluate:
-            state.started_at = workflow.now()
-            self._announce(self._watching_text())
-        while not self._stop and not state.ended:
-            while self._events:
-                self._blind_spot(self._events.pop(0))
+        self._messenger.resume()
+        while not state.stopping and not state.ended:
+            while state.events:
+                self._blind_spot(state.events.pop(0))
             if self._long():
                 break
-            if state.started_at is None and self._evaluate and workflow.patched(UPGRADE_PATCH):
-                # A blind-spot record asked to judge the canary too (`rollback watch -d D`):
-                # the channel hears it now, not when this run continues as new.
+            if state.started_at is None and state.evaluate:
+                # A new watch, or a blind-spot record asked to judge the canary too
+                # (`rollback watch -d D`): the channel hears it now.
                 state.started_at = workflow.now()
                 self._announce(self._watching_text())
-            if self._evaluate:
+            if state.evaluate:
                 if self._due():
                     await self._reading()
                     if state.ended:
                         break
                 await self._wait_for_next()
                 continue
-            quiet = self._blind is None
+            quiet = state.blind_spot is None
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._events) or self._stop or self._evaluate,
+                    lambda: bool(state.events) or state.stopping or state.evaluate,
                     timeout=QUIET_AFTER if quiet else None,
                     timeout_summary="readings back: ending" if quiet else None,
                 )
             except TimeoutError:
                 break
-        if self._stop and not state.ended:
+        if state.stopping and not state.ended:
             state.ended = "stopped"
             self._announce(f"👀 Canary watch of {inp.deployment} stopped.")
-        await self._messenger.drain()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        if not self._stop and not state.ended and (self._events or self._long()):
-            workflow.continue_as_new(
-                inp.model_copy(
-                    update={
-                        "blind_spot": self._blind,
-                        "past_blind_spots": self._past,
-                        "evaluate": self._evaluate,
-                        "state": state,
-                        "pending": list(self._events),
-                    }
-                )
-            )
-        return self.status()
+        if state.ended or not (state.events or self._long()):
+            await self._messenger.drain()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if state.ended or not state.events:
+                return self.status()
+        else:
+            await quiesce(self._messenger)
+        workflow.continue_as_new(inp.model_copy(update={"state": self.run_state()}))
 
     # --- handlers -----------------------------------------------------------------------
 
@@ -159,20 +144,21 @@ class CanaryWatchWorkflow:
         ),
     )
     def on_blind_spot(self, event: BlindSpotEvent) -> None:
-        key = event.delivery_key
+        key, state = event.delivery_key, self._state
         if key is not None:
             if key in self._seen:
                 return
-            self._seen[key] = None
-            while len(self._seen) > 500:
-                self._seen.popitem(last=False)
-        self._events.append(event)
+            self._seen.add(key)
+            state.seen.append(key)
+            if len(state.seen) > SEEN_KEPT:
+                self._seen.discard(state.seen.pop(0))
+        state.events.append(event)
 
     @workflow.signal(
         name=STOP_SIGNAL, description="Stop watching this deployment (rollback watch stop -d D)"
     )
     def on_stop(self) -> None:
-        self._stop = True
+        self._state.stopping = True
 
     @workflow.signal(
         name=EVALUATE_SIGNAL,
@@ -180,7 +166,7 @@ class CanaryWatchWorkflow:
     )
     def on_evaluate(self) -> None:
         """`rollback watch -d D` on a watch a blind-spot alert started: judge the canary too."""
-        self._evaluate = True
+        self._state.evaluate = True
 
     @workflow.query(
         name=WATCH_STATUS_QUERY,
@@ -193,10 +179,10 @@ class CanaryWatchWorkflow:
         s = self._state
         return WatchStatus(
             deployment=self._inp.deployment,
-            evaluating=self._evaluate,
+            evaluating=s.evaluate,
             watching_since=s.started_at,
-            blind_spot=self._blind,
-            past_blind_spots=self._past,
+            blind_spot=s.blind_spot,
+            past_blind_spots=s.past_blind_spots,
             interval_seconds=self._policy.watch.interval.total_seconds(),
             readings=s.readings,
             last_reading_at=s.last_reading_at,
@@ -213,8 +199,8 @@ class CanaryWatchWorkflow:
             id=c.id,
             name=c.name,
             condition=f"{c.describe()} for {format_duration(c.sustain)}",
-            value=self._figures.get(c.metric, clock.last_value),
-            state=self._verdicts.get(c.id, "not read yet"),
+            value=self._state.figures.get(c.metric, clock.last_value),
+            state=self._state.verdicts.get(c.id, "not read yet"),
             sustained_seconds=clock.sustained_seconds,
             sustain_seconds=c.sustain.total_seconds(),
             raises=c.raises,
@@ -245,13 +231,13 @@ class CanaryWatchWorkflow:
         state.last_reading_at, state.last_error = began, reading.error
         state.treatment = reading.treatment
         self._capture(reading)
-        self._figures = derive(self._policy, reading.values, state.captured)
+        state.figures = derive(self._policy, reading.values, state.captured)
         if reading.treatment == 0:
             # No canary traffic (not started, or rolled back): nothing to judge, nothing missing.
-            self._verdicts = dict.fromkeys((c.id for c in self._conditions), "idle")
+            state.verdicts = dict.fromkeys((c.id for c in self._conditions), "idle")
             state.healthy_at_full_since = None
             state.clocks.clear()  # the next canary is judged afresh
-            if self._blind is not None and self._blind.source == WATCH_SOURCE:
+            if state.blind_spot is not None and state.blind_spot.source == WATCH_SOURCE:
                 self._blind_spot(
                     BlindSpotEvent(source=WATCH_SOURCE, status="resolved", received_at=now)
                 )
@@ -259,9 +245,9 @@ class CanaryWatchWorkflow:
             return
         for condition in self._conditions:
             clock = state.clocks.setdefault(condition.id, Clock())
-            value = self._figures.get(condition.metric)
+            value = state.figures.get(condition.metric)
             verdict = observe(condition, clock, began, value, self._policy.watch.interval)
-            self._verdicts[condition.id] = verdict
+            state.verdicts[condition.id] = verdict
             raised = verdict == "sustained" and condition.raises
             if raised and not await self._raise(condition, clock, reading):
                 clock.raised_at = None  # the rollback could not be reached: again next time
@@ -334,7 +320,8 @@ class CanaryWatchWorkflow:
             for c in self._conditions
             if self._state.clocks.get(c.id, Clock()).unreadable >= limit
         ]
-        if blind and self._blind is None:
+        blind_spot = self._state.blind_spot
+        if blind and blind_spot is None:
             why = reading.error or "no data"
             self._blind_spot(
                 BlindSpotEvent(
@@ -345,7 +332,7 @@ class CanaryWatchWorkflow:
                     received_at=now,
                 )
             )
-        elif not blind and self._blind is not None and self._blind.source == WATCH_SOURCE:
+        elif not blind and blind_spot is not None and blind_spot.source == WATCH_SOURCE:
             self._blind_spot(
                 BlindSpotEvent(source=WATCH_SOURCE, status="resolved", received_at=now)
             )
@@ -353,7 +340,7 @@ class CanaryWatchWorkflow:
     def _bake(self, reading: CanaryReading, at: datetime) -> None:
         """At 100 % and every condition healthy for `bake_time`: the canary is done."""
         state = self._state
-        healthy = all(v == "healthy" for v in self._verdicts.values())
+        healthy = all(v == "healthy" for v in state.verdicts.values())
         if reading.treatment is None or reading.treatment < 100 or not healthy:
             state.healthy_at_full_since = None
             return
@@ -378,7 +365,7 @@ class CanaryWatchWorkflow:
             return
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._stop or bool(self._events),
+                lambda: self._state.stopping or bool(self._state.events),
                 timeout=remaining,
                 timeout_summary="next canary reading",
             )
@@ -386,28 +373,30 @@ class CanaryWatchWorkflow:
     # --- blind spots --------------------------------------------------------------------
 
     def _blind_spot(self, event: BlindSpotEvent) -> None:
+        state = self._state
         now = workflow.now()
         at = min(event.received_at or now, now)
+        blind = state.blind_spot
         if event.status == "firing":
-            if self._blind is not None:
+            if blind is not None:
                 return  # the same outage, still going: announced once
-            self._blind = BlindSpot(
+            blind = state.blind_spot = BlindSpot(
                 since=at, source=event.source, reason=event.reason or event.alertname
             )
-            self._announce(self._opened_text(self._blind, event))
-            self._blind.announced = True
-        elif self._blind is not None and event.source == self._blind.source:
+            self._announce(self._opened_text(blind, event))
+            blind.announced = True
+        elif blind is not None and event.source == blind.source:
             # Only the door that opened it closes it: Grafana's NoData resolving says nothing
             # of the watch's own readings, nor the other way round.
-            self._blind.until = at
+            blind.until = at
             what = event.alertname or event.source
             self._announce(
                 f"📡 Readings are back for {self._inp.deployment} "
                 f"({what} resolved at {at:%H:%M:%S} UTC): the "
-                f"monitoring blind spot since {self._blind.since:%H:%M:%S} UTC is over."
+                f"monitoring blind spot since {blind.since:%H:%M:%S} UTC is over."
             )
-            self._past += 1
-            self._blind = None
+            state.past_blind_spots += 1
+            state.blind_spot = None
 
     def _opened_text(self, blind: BlindSpot, event: BlindSpotEvent) -> str:
         d = self._inp.deployment
@@ -460,10 +449,9 @@ class CanaryWatchWorkflow:
                 f"| {c.name} ({c.condition}) | {now} | {c.state} | "
                 f"{c.sustained_seconds:.0f} s of {c.sustain_seconds:.0f} s |"
             )
-        if self._blind is not None:
-            lines.append(
-                f"\n**Blind spot** since {self._blind.since:%H:%M:%S} UTC: {self._blind.reason}"
-            )
+        blind = self._state.blind_spot
+        if blind is not None:
+            lines.append(f"\n**Blind spot** since {blind.since:%H:%M:%S} UTC: {blind.reason}")
         workflow.set_current_details("\n".join(lines))
 
     def _ctx(self) -> StepContext:
@@ -478,9 +466,15 @@ class CanaryWatchWorkflow:
         )
 
     def _long(self) -> bool:
-        info = workflow.info()
         return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > HANDOVER_EVENTS
+            history_long(self._inp.options.handover_events)
             or self._run_readings >= READINGS_PER_RUN
         )
+
+    @workflow.query(
+        name=WATCH_RUN_STATE_QUERY,
+        description="Everything this run knows, as it would hand it to its next run",
+    )
+    def run_state(self) -> WatchState:
+        """The whole state as the next run would receive it (messages not sent yet included)."""
+        return self._state.model_copy(update={"outbox": self._messenger.unsent()}, deep=True)

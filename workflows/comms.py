@@ -10,7 +10,6 @@ the deadline is refused as late.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -41,6 +40,8 @@ class CommsApprovals:
         state: Callable[[], RollbackState],
         messenger: Messenger,
         pending: list[PendingComms],
+        replies: dict[str, DecisionReply],
+        escalate: Callable[[str, str], None],
     ) -> None:
         self._policy = policy
         self._state = state
@@ -49,7 +50,9 @@ class CommsApprovals:
         self._messenger = messenger
         self.pending = pending
         """The rollback status's own list: what is held, and how it ended."""
-        self._replies: OrderedDict[str, DecisionReply] = OrderedDict()
+        self._replies = replies
+        """The run's replies by request id (carried over continue-as-new)."""
+        self._escalate = escalate
 
     def open(self, held: AudienceResult, phase: int, now: datetime) -> PendingComms:
         audience = next(a for a in self._policy.notifications.audiences if a.id == held.audience)
@@ -72,6 +75,25 @@ class CommsApprovals:
             f"until {at_clock(pending.deadline)}, then {pending.default}",
         )
         return pending
+
+    def wait_for(self, pending: PendingComms, ctx: StepContext) -> None:
+        """In the background: the approval or the deadline, then send or hold; escalated when
+        the message should have gone out and could not."""
+
+        async def settled() -> None:
+            if not await self.settle(pending, ctx):
+                self._escalate(
+                    f"comms:{pending.audience}",
+                    f"{pending.name}: the approved message could not be sent",
+                )
+
+        self._messenger.spawn(settled())
+
+    def resume(self, ctx: StepContext) -> None:
+        """After continue-as-new: every wording still waiting for its approvers waits on."""
+        for pending in self.pending:
+            if pending.outcome == "pending":
+                self.wait_for(pending, ctx)
 
     async def settle(self, pending: PendingComms, ctx: StepContext) -> bool:
         """Wait for the approval or the deadline, then send or hold; False when the message
@@ -117,10 +139,7 @@ class CommsApprovals:
 
     def vote(self, inp: CommsApprovalInput) -> DecisionReply:
         """A repeated request id (a double click, an update then its signal) counts once."""
-        reply = once(self._replies, inp.request_id, lambda: self._vote(inp))
-        while len(self._replies) > 200:
-            self._replies.popitem(last=False)
-        return reply
+        return once(self._replies, inp.request_id, lambda: self._vote(inp))
 
     def _vote(self, inp: CommsApprovalInput) -> DecisionReply:
         who = inp.person

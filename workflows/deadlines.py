@@ -42,13 +42,11 @@ class Deadlines:
         self.rb = rb
         self._response_times = response_times
         self._finished = finished
-        self._missed: dict[str, datetime] = {}
-        """Targets escalated, with when they were due."""
+        self._missed: dict[str, datetime] = rb.state.missed_targets
+        """Targets escalated, with when they were due (the run's state: carried over)."""
 
     def start(self) -> None:
         """At the procedure's start: every phase's budget and every response target."""
-        if not self.rb.ladder:
-            return
         started = workflow.now()
         for phase in self.rb.policy.procedure:
             if phase.budget is not None:
@@ -63,8 +61,7 @@ class Deadlines:
         procedure's watcher says by how much once it is decided. `closed`: this window has
         closed; `ending`: the run is ending; `latest`: when the window closes at the latest
         (its deadline, or how far it may be extended)."""
-        if self.rb.ladder:
-            self.rb.messenger.spawn(self._decision_targets(closed, ending, latest))
+        self.rb.messenger.spawn(self._decision_targets(closed, ending, latest))
 
     async def _decision_targets(
         self, closed: Callable[[], bool], ending: Callable[[], bool], latest: datetime

@@ -17,7 +17,7 @@ from runbook.authority import may_decide
 from runbook.durations import format_duration
 from runbook.matrix import Resolution, describe_role_sets
 from runbook.policy import Policy
-from runbook.status import DecisionAction, OpenDecision
+from runbook.status import DecisionAction, OpenDecision, RollbackStatus
 from runbook.tally import count
 
 Note = tuple[str, str, str | None]
@@ -45,12 +45,31 @@ def at_clock(moment: datetime) -> str:
 
 
 class DecisionWindow:
-    def __init__(self, policy: Policy, name: Callable[[str | None], str]) -> None:
+    def __init__(
+        self, policy: Policy, name: Callable[[str | None], str], status: RollbackStatus
+    ) -> None:
         self.policy = policy
         self.name = name
-        self.current: OpenDecision | None = None
-        self.last: OpenDecision | None = None
+        self.status = status
+        """The open window and the last closed one live in the rollback's status (its
+        `decision` and `last_decision`): what the queries show and what a hand-over carries."""
         self.verdict: Verdict | None = None
+
+    @property
+    def current(self) -> OpenDecision | None:
+        return self.status.decision
+
+    @current.setter
+    def current(self, decision: OpenDecision | None) -> None:
+        self.status.decision = decision
+
+    @property
+    def last(self) -> OpenDecision | None:
+        return self.status.last_decision
+
+    @last.setter
+    def last(self, decision: OpenDecision | None) -> None:
+        self.status.last_decision = decision
 
     @property
     def is_open(self) -> bool:

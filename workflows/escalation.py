@@ -29,10 +29,6 @@ with workflow.unsafe.imports_passed_through():
 if TYPE_CHECKING:
     from workflows.rollback_record import RollbackRecord
 
-ACK_PAGES_PATCH = "ack-pages"
-"""An acknowledgement reaches every page of the escalation (one in flight included, and the
-others of a PagerDuty acknowledgement); a late escalation is told, not climbed."""
-
 OPEN_INCIDENTS = 48
 """Reasons are few (a step, an action, a target, a trigger kind); past this many, a new reason
 is told to the whole path at once, without a ladder of its own."""
@@ -55,10 +51,10 @@ class Escalations:
         """A new incident for `key` (the caller escalates each key once)."""
         rb = self.rb
         now = workflow.now()
-        if self.closed and workflow.patched(ACK_PAGES_PATCH):
+        if self.closed:
             self._tell(None, reason, self.path[:1], "the rollback has ended: told, not climbed")
             return
-        if not rb.ladder or len(self.records) >= OPEN_INCIDENTS or not self.path:
+        if len(self.records) >= OPEN_INCIDENTS or not self.path:
             self._tell(None, reason, list(self.path), "")
             return  # told to the whole path at once (no ladder, no page)
         esc = EscalationRecord(
@@ -165,7 +161,7 @@ class Escalations:
             rb.record("paged", f"paged {', '.join(rb.person_name(p) for p in result.paged)}")
             if esc.resolved_at is not None:  # the rollback ended while the page was on its way
                 rb.messenger.spawn(self._send_page_action(esc, "resolve"))
-            elif esc.acked_at is not None and workflow.patched(ACK_PAGES_PATCH):
+            elif esc.acked_at is not None:
                 # Acknowledged while the page was on its way: PagerDuty must hear it too.
                 rb.messenger.spawn(self._send_page_action(esc, "acknowledge"))
         for skipped in result.skipped:
@@ -257,8 +253,7 @@ class Escalations:
             )
             # One person's PagerDuty acknowledgement leaves the others' incidents open (one per
             # routing key): acknowledge them all (PagerDuty takes a repeat as a no-op).
-            others = ack.via != "pagerduty" or workflow.patched(ACK_PAGES_PATCH)
-            if esc.paged and others:
+            if esc.paged:
                 rb.messenger.spawn(self._send_page_action(esc, "acknowledge"))
         rb.details()
         keys = ", ".join(e.key for e in acked)

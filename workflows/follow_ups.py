@@ -25,11 +25,14 @@ with workflow.unsafe.imports_passed_through():
         ACK_SIGNAL,
         ACK_UPDATE,
         INCIDENT_SIGNAL,
+        RUN_STATE_QUERY,
         FollowUpAck,
         FollowUpsInput,
+        FollowUpsRun,
     )
     from contract.rollback import STATUS_QUERY, DecisionReply, TriggerEvent
     from runbook.status import FollowUpItem, FollowUpsStatus, TimelineEntry
+    from workflows.handover import history_long, quiesce
     from workflows.messenger import MESSAGE_RETRY, Messenger, describe_failure
     from workflows.once import once
     from workflows.people import role_holders
@@ -47,31 +50,39 @@ class FollowUpsWorkflow:
         self._inp = inp
         self._policy = inp.policy
         self._specs = {f.id: f for f in inp.policy.follow_ups}
-        self._items = [
-            FollowUpItem(
-                id=f.id, name=f.name, owner=f.owner, check=f.check, due_at=inp.reverted_at + f.after
+        carried = inp.carried or FollowUpsRun(
+            status=FollowUpsStatus(
+                deployment=inp.deployment,
+                reverted_at=inp.reverted_at,
+                items=[
+                    FollowUpItem(
+                        id=f.id,
+                        name=f.name,
+                        owner=f.owner,
+                        check=f.check,
+                        due_at=inp.reverted_at + f.after,
+                    )
+                    for f in sorted(inp.policy.follow_ups, key=lambda f: f.after)
+                ],
+                incidents=[],
+                timeline=[],
             )
-            for f in sorted(inp.policy.follow_ups, key=lambda f: f.after)
-        ]
-        self._incidents: list[TimelineEntry] = []
-        self._timeline: list[TimelineEntry] = []
-        self._acks: dict[str, DecisionReply] = {}
+        )
+        self._run = carried
+        self._s = carried.status
         self._changed = False
-        self._incident_count = 0
-        if inp.carried is not None:
-            self._items = inp.carried.items
-            self._incidents = inp.carried.incidents
-            self._timeline = inp.carried.timeline
-            self._incident_count = inp.carried.incident_count
-        self._messenger = Messenger(self._record, inp.options.ui_metadata)
+        self._messenger = Messenger(self._record, inp.options.ui_metadata, carried.outbox)
+        carried.outbox = []  # on their way again: the messenger knows them now
 
     @workflow.run
     async def run(self, inp: FollowUpsInput) -> FollowUpsStatus:
-        while not all(item.state in FINAL for item in self._items):
+        self._messenger.resume()
+        items = self._s.items
+        while not all(item.state in FINAL for item in items):
             now = workflow.now()
-            for item in self._items:
+            for item in items:
                 await self._advance(item, now)
-            upcoming = [t for item in self._items if (t := self._next_time(item)) is not None]
+            upcoming = [t for item in items if (t := self._next_time(item)) is not None]
             if not upcoming:
                 break
             wait = min(upcoming) - workflow.now()
@@ -81,19 +92,28 @@ class FollowUpsWorkflow:
                 self._changed = False
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
-                        lambda: self._changed, timeout=wait, timeout_summary="next follow-up"
+                        lambda: self._changed or self._long(),
+                        timeout=wait,
+                        timeout_summary="next follow-up",
                     )
+        if self._long() and not all(item.state in FINAL for item in items):
+            await quiesce(self._messenger)
+            workflow.continue_as_new(self._inp.model_copy(update={"carried": self.run_state()}))
         await self._messenger.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._long() and not all(item.state in FINAL for item in self._items):
-            workflow.continue_as_new(self._inp.model_copy(update={"carried": self.status()}))
         return self.status()
 
     def _long(self) -> bool:
         """Continue as new well before Temporal suggests it (a storm of acknowledgements or
         incidents must not grow one run's history for a week)."""
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > 2_000
+        return history_long(self._inp.options.handover_events)
+
+    @workflow.query(
+        name=RUN_STATE_QUERY,
+        description="Everything this run knows, as it would hand it to its next run",
+    )
+    def run_state(self) -> FollowUpsRun:
+        return self._run.model_copy(update={"outbox": self._messenger.unsent()}, deep=True)
 
     @workflow.update(
         name=ACK_UPDATE,
@@ -116,7 +136,7 @@ class FollowUpsWorkflow:
         self._acknowledge_once(ack)
 
     def _acknowledge_once(self, ack: FollowUpAck) -> DecisionReply:
-        return once(self._acks, ack.request_id, lambda: self._acknowledge(ack))
+        return once(self._run.replies, ack.request_id, lambda: self._acknowledge(ack))
 
     @workflow.signal(
         name=INCIDENT_SIGNAL,
@@ -125,8 +145,9 @@ class FollowUpsWorkflow:
         ),
     )
     def on_incident(self, event: TriggerEvent) -> None:
-        self._incident_count += 1
-        if len(self._incidents) >= MAX_INCIDENTS:
+        s = self._s
+        s.incident_count += 1
+        if len(s.incidents) >= MAX_INCIDENTS:
             return
         entry = TimelineEntry(
             at=workflow.now(),
@@ -134,22 +155,15 @@ class FollowUpsWorkflow:
             message=f"{event.trigger} after the rollback ({event.source})",
             by=event.raised_by or event.source,
         )
-        self._incidents.append(entry)
-        self._timeline.append(entry)
+        s.incidents.append(entry)
+        s.timeline.append(entry)
 
     @workflow.query(
         name=STATUS_QUERY,
         description="The follow-ups: due times, acknowledgements, reminders and escalations",
     )
     def status(self) -> FollowUpsStatus:
-        return FollowUpsStatus(
-            deployment=self._inp.deployment,
-            reverted_at=self._inp.reverted_at,
-            items=self._items,
-            incidents=self._incidents,
-            incident_count=self._incident_count,
-            timeline=self._timeline,
-        )
+        return self._s
 
     # --- one follow-up -----------------------------------------------------------------
 
@@ -158,7 +172,7 @@ class FollowUpsWorkflow:
         refused, one made before its escalation counts as on time even if it arrives later."""
         now = workflow.now()
         made = min(ack.made_at or now, now)
-        item = next((i for i in self._items if i.id == ack.follow_up), None)
+        item = next((i for i in self._s.items if i.id == ack.follow_up), None)
         allowed = (
             {self._specs[ack.follow_up].owner, *self._policy.escalation_path} if item else set()
         )
@@ -195,11 +209,11 @@ class FollowUpsWorkflow:
             if spec.check == "baseline":
                 await self._check_baseline(item)
             elif spec.check == "no_new_incident":
-                if self._incidents:
+                if self._s.incidents:
                     self._finish(
                         item,
                         "missed",
-                        detail=f"{len(self._incidents)} incident(s) since the rollback",
+                        detail=f"{len(self._s.incidents)} incident(s) since the rollback",
                     )
                     await self._escalate(item, f"{item.name}: incidents since the rollback")
                 else:
@@ -289,9 +303,10 @@ class FollowUpsWorkflow:
         await self._messenger.deliver(f"escalation: {item.name}", RollbackActivities.escalate, inp)
 
     def _record(self, kind: str, message: str, by: str | None = None) -> None:
-        self._timeline.append(TimelineEntry(at=workflow.now(), kind=kind, message=message, by=by))
-        if len(self._timeline) > MAX_TIMELINE:
-            del self._timeline[MAX_TIMELINE // 5]  # keep the first entries and the latest
+        timeline = self._s.timeline
+        timeline.append(TimelineEntry(at=workflow.now(), kind=kind, message=message, by=by))
+        if len(timeline) > MAX_TIMELINE:
+            del timeline[MAX_TIMELINE // 5]  # keep the first entries and the latest
 
     def _summary(self, text: str) -> str | None:
         return text if self._inp.options.ui_metadata else None

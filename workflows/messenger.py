@@ -1,26 +1,36 @@
 """Background work of a workflow: messages, escalations, held comms, reports.
 
-One retry policy for every message, one way to say what failed, and one drain before the run
-ends. A message that could not be sent is recorded (and never holds the rollback up); anything
-else that goes wrong inside a background task is a bug, and fails the workflow task loudly
-instead of vanishing.
+One retry policy for every message, one way to say what failed, and one way to wait for it all
+before the run ends. A message that could not be sent is recorded (and never holds the rollback
+up); anything else that goes wrong inside a background task is a bug, and fails the workflow
+task loudly instead of vanishing.
+
+Every message on its way is known by the activity that sends it and its input, so a run that
+continues as new hands the ones not sent yet to the next run (`unsent()`), which sends them in
+the order they were made (`Messenger(carried=…)`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from temporalio import workflow
+from pydantic import BaseModel
+from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
+with workflow.unsafe.imports_passed_through():
+    from contract.outbox import Outgoing
+
 R = TypeVar("R")
 Record = Callable[[str, str], None]
 """(kind, message): how the messenger writes to its workflow's timeline."""
+Method = Callable[[Any, Any], Awaitable[Any]]
 
 MESSAGE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
@@ -40,12 +50,41 @@ def describe_failure(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+@dataclass
+class _OnTheWay:
+    what: str
+    target: Method | str
+    """The activity method, or its name (a message carried from the previous run)."""
+    arg: Any
+
+    def outgoing(self) -> Outgoing:
+        name = (
+            self.target
+            if isinstance(self.target, str)
+            else activity._Definition.must_from_callable(self.target).name
+        )
+        arg = self.arg.model_dump(mode="json") if isinstance(self.arg, BaseModel) else self.arg
+        return Outgoing(what=self.what, activity=name, arg=arg)
+
+
 class Messenger:
-    def __init__(self, record: Record, ui: bool) -> None:
+    def __init__(self, record: Record, ui: bool, carried: Sequence[Outgoing] = ()) -> None:
         self._record = record
         self._ui = ui
         self._tasks: list[asyncio.Task[Any]] = []
         self._failure: BaseException | None = None
+        self._on_the_way: dict[int, _OnTheWay] = {}
+        self._made = 0
+        self._carried = list(carried)
+        for item in self._carried:  # known at once: a hand-over before the resend keeps them
+            self._made += 1
+            self._on_the_way[self._made] = _OnTheWay(item.what, item.activity, item.arg)
+
+    def resume(self) -> None:
+        """Send what the previous run handed over, first to last (call from the run)."""
+        if self._carried:
+            self.spawn(self._resend(len(self._carried)))
+            self._carried = []
 
     def summary(self, text: str) -> str | None:
         """A Web UI summary, where the server supports them."""
@@ -60,14 +99,14 @@ class Messenger:
         deadline: timedelta = MESSAGE_DEADLINE,
     ) -> R | None:
         """Send now and wait for the answer; None (and a timeline entry) when it could not be
-        sent."""
+        sent. Not carried to the next run: its caller wants the answer."""
         sent, answer = await self._attempt(what, method, inp, deadline)
         return answer if sent else None
 
     async def deliver(
         self,
         what: str,
-        method: Callable[[Any, Any], Awaitable[Any]],
+        method: Method | str,
         inp: Any,
         *,
         deadline: timedelta = MESSAGE_DEADLINE,
@@ -76,31 +115,39 @@ class Messenger:
         """Send now and wait; whether it went out (a failure is on the timeline).
         `supersedable`: cancelling the task stops the retries, and the task ends only once an
         attempt under way has settled (a later message then never lands before it)."""
-        sent, _ = await self._attempt(what, method, inp, deadline, supersedable)
+        self._made += 1
+        mine = self._made
+        self._on_the_way[mine] = _OnTheWay(what, method, inp)
+        try:
+            sent, _ = await self._attempt(what, method, inp, deadline, supersedable)
+        finally:
+            self._on_the_way.pop(mine, None)
         return sent
 
     async def _attempt(
         self,
         what: str,
-        method: Callable[[Any, Any], Awaitable[R]],
+        method: Method | str,
         inp: Any,
         deadline: timedelta,
         supersedable: bool = False,
-    ) -> tuple[bool, R | None]:
+    ) -> tuple[bool, Any]:
+        options: dict[str, Any] = {
+            "start_to_close_timeout": min(MESSAGE_ATTEMPT, deadline),
+            "schedule_to_close_timeout": deadline,
+            "retry_policy": MESSAGE_RETRY,
+            "summary": self.summary(what[:1].upper() + what[1:]),
+            "cancellation_type": (
+                ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                if supersedable
+                else ActivityCancellationType.TRY_CANCEL
+            ),
+        }
         try:
-            answer = await workflow.execute_activity_method(
-                method,
-                inp,
-                start_to_close_timeout=min(MESSAGE_ATTEMPT, deadline),
-                schedule_to_close_timeout=deadline,
-                retry_policy=MESSAGE_RETRY,
-                summary=self.summary(what[:1].upper() + what[1:]),
-                cancellation_type=(
-                    ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-                    if supersedable
-                    else ActivityCancellationType.TRY_CANCEL
-                ),
-            )
+            if isinstance(method, str):
+                answer = await workflow.execute_activity(method, inp, **options)
+            else:
+                answer = await workflow.execute_activity_method(method, inp, **options)
         except ActivityError as error:
             if supersedable and isinstance(error.cause, CancelledError):
                 raise asyncio.CancelledError() from error  # superseded: not a failure
@@ -111,13 +158,22 @@ class Messenger:
     def send(
         self,
         what: str,
-        method: Callable[[Any, Any], Awaitable[Any]],
+        method: Method,
         inp: Any,
         *,
         deadline: timedelta = MESSAGE_DEADLINE,
     ) -> None:
         """Send in the background: a channel that is down never holds the rollback up."""
         self.spawn(self.deliver(what, method, inp, deadline=deadline))
+
+    async def _resend(self, count: int) -> None:
+        """The previous run's messages not sent yet (keys 1 to `count`), each once."""
+        for key in range(1, count + 1):
+            item = self._on_the_way[key]
+            try:
+                await self._attempt(item.what, item.target, item.arg, MESSAGE_DEADLINE)
+            finally:
+                self._on_the_way.pop(key, None)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(work)
@@ -133,6 +189,20 @@ class Messenger:
     @property
     def pending(self) -> int:
         return sum(not task.done() for task in self._tasks)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in the background: every message settled, every climb and clock ended."""
+        return self.pending == 0
+
+    @property
+    def sending(self) -> bool:
+        """A message is on its way (sent, or retried)."""
+        return bool(self._on_the_way)
+
+    def unsent(self) -> list[Outgoing]:
+        """Every message not sent yet, in the order it was made: what the next run sends."""
+        return [self._on_the_way[key].outgoing() for key in sorted(self._on_the_way)]
 
     async def drain(self) -> None:
         """Wait for every background task, those started meanwhile included."""

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 R = TypeVar("R")
+REMEMBERED = 200
+"""Replies kept per run (the oldest forgotten first): a double click or a retried call comes
+within seconds, not two hundred requests later."""
 
 
 def once(replies: dict[str, R], request_id: str | None, act: Callable[[], R]) -> R:
@@ -15,4 +18,6 @@ def once(replies: dict[str, R], request_id: str | None, act: Callable[[], R]) ->
         return act()
     if request_id not in replies:
         replies[request_id] = act()
+        while len(replies) > REMEMBERED:
+            del replies[next(iter(replies))]  # the oldest (a dict keeps insertion order)
     return replies[request_id]

@@ -172,12 +172,11 @@ class Procedure:
         clocks still wait for will not happen."""
         return self.concluded and self.settled
 
-    async def settle(self) -> None:
-        """Wait for every Phase 1 action to be confirmed, refused or given up (its `retry_for`
-        bounds the wait)."""
-        await workflow.wait_condition(lambda: all(task.done() for task in self._actions))
+    def check(self) -> None:
+        """A bug inside an action's task fails the workflow task, loudly."""
         for task in self._actions:
-            task.result()  # a bug inside an action's task fails the workflow task, loudly
+            if task.done():
+                task.result()
 
     @property
     def settled(self) -> bool:
@@ -335,7 +334,7 @@ class Procedure:
 
     def _phase_fallback(self) -> None:
         """The split could not be read by the stop: the label, or the strictest phase."""
-        label = self.rb.phase_label
+        label = self.rb.state.phase_label
         fallback = label if label in self.policy.phases else None
         phase = fallback or self.policy.phases[-1]
         self.rb.status.phase = phase
@@ -509,15 +508,7 @@ class Procedure:
             default=pending.default,
         )
         rb.messenger.send("approval request", RollbackActivities.request_comms_approval, request)
-
-        async def settle() -> None:
-            if not await self.comms.settle(pending, ctx):
-                rb.escalate(
-                    f"comms:{pending.audience}",
-                    f"{pending.name}: the approved message could not be sent",
-                )
-
-        rb.messenger.spawn(settle())
+        self.comms.wait_for(pending, ctx)
 
 
 def _affected(share: float, threshold: float | None) -> RecoveryMeasure | None:

@@ -1,23 +1,23 @@
-"""The rollback as it stands, shared by its parts (the decision, the procedure, the watch): its
-status, the bounded timeline, the messenger, the view, and escalation once per reason (each a
-climb along the escalation path, workflows/escalation.py).
+"""The rollback as it stands, shared by its parts (the intake, the decision, the procedure, the
+stability watch): the run's one state (`contract.rollback.RollbackRun`, its status inside), the
+bounded timeline, the messenger, the view, and escalation once per reason (each a climb along
+the escalation path, workflows/escalation.py).
 
-All of it is one serializable status (`runbook.status.RollbackStatus`) plus a few bounded sets,
-so a run that continues as new hands everything over in its input.
+Everything the run must remember lives in that state, so a run that continues as new hands it
+over whole (`snapshot()`), and the next run starts from it.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import StepContext
+    from activities.models import ProgressInput, StepContext
     from activities.procedure import RollbackActivities
-    from contract.rollback import DecisionReply, RollbackInput, TriggerReply
+    from contract.rollback import RollbackInput, RollbackRun
     from runbook.status import RollbackState, RollbackStatus, TimelineEntry
     from workflows import metering
     from workflows import search_attributes as sa
@@ -29,17 +29,24 @@ TIMELINE_HEAD = 40
 TIMELINE_TAIL = 160
 """The status keeps the first and the latest entries; the history keeps them all."""
 REMEMBERED_DELIVERIES = 1_000
-REMEMBERED_REPLIES = 200
-LADDER_PATCH = "escalation-ladder"
-"""Rollbacks started before the escalation ladder and the plan's clocks (phase budgets,
-response targets) keep their one-message escalations when they replay."""
-DECISION_TARGETS_PATCH = "decision-targets"
-"""Targets that end at the decision are watched from the window's opening (not the procedure's)."""
-HELD_DECISIONS_PATCH = "held-decisions"
-"""A decision stored before the first window opened waits for it instead of being refused."""
-ORDERED_MESSAGES_PATCH = "ordered-decision-messages"
-"""Changes of one decision message go out one after the other: the close never lands before
-an extension's deadline change that Slack was slow to take."""
+
+
+def fresh_status(inp: RollbackInput) -> RollbackStatus:
+    return RollbackStatus(
+        deployment=inp.deployment,
+        state="triggered",
+        drill=inp.options.drill,
+        trigger=None,
+        phase=None,
+        mode=None,
+        decision=None,
+        decided_by=[],
+        outcome=None,
+        instants={},
+        timeline=[],
+        steps=[],
+        response_times=[],
+    )
 
 
 class RollbackRecord:
@@ -47,38 +54,22 @@ class RollbackRecord:
         self.inp = inp
         self.policy = inp.policy
         self.deployment = inp.deployment
-        carried = inp.carried
-        self.status = (
-            carried.status
-            if carried is not None
-            else RollbackStatus(
-                deployment=inp.deployment,
-                state="triggered",
-                drill=inp.options.drill,
-                trigger=None,
-                phase=None,
-                mode=None,
-                decision=None,
-                decided_by=[],
-                outcome=None,
-                instants={},
-                timeline=[],
-                steps=[],
-                response_times=[],
-            )
-        )
-        self.deliveries: OrderedDict[str, None] = OrderedDict.fromkeys(
-            carried.deliveries if carried else []
-        )
-        self.escalated: set[str] = set(carried.escalated if carried else [])
-        self.replies: OrderedDict[str, DecisionReply] = OrderedDict()
-        self.trigger_replies: dict[str, TriggerReply] = {}
-        self.phase_label: int | None = None
-        """The trigger's phase label, when the phase waits for the emergency stop's read."""
+        self.state: RollbackRun = inp.carried or RollbackRun(status=fresh_status(inp))
+        self.status: RollbackStatus = self.state.status
+        self._deliveries = set(self.state.deliveries)
         self.view = RollbackView(inp.options.ui_metadata)
         self._dirty = False
-        self.messenger = Messenger(lambda kind, message: self.record(kind, message), self.view.ui)
+        self.messenger = Messenger(
+            lambda kind, message: self.record(kind, message),
+            self.view.ui,
+            carried=self.state.outbox,
+        )
+        self.state.outbox = []  # on their way again: the messenger knows them now
         self.escalations = Escalations(self)
+
+    def snapshot(self) -> RollbackRun:
+        """The whole state as the next run would receive it (messages not sent yet included)."""
+        return self.state.model_copy(update={"outbox": self.messenger.unsent()}, deep=True)
 
     # --- the timeline ---------------------------------------------------------------------
 
@@ -119,17 +110,14 @@ class RollbackRecord:
         """True for a delivery already recorded (a webhook retry, a repeat notification)."""
         if key is None:
             return False
-        if key in self.deliveries:
+        if key in self._deliveries:
             return True
-        self.deliveries[key] = None
-        while len(self.deliveries) > REMEMBERED_DELIVERIES:
-            self.deliveries.popitem(last=False)
+        deliveries = self.state.deliveries
+        deliveries.append(key)
+        self._deliveries.add(key)
+        if len(deliveries) > REMEMBERED_DELIVERIES:
+            self._deliveries.discard(deliveries.pop(0))
         return False
-
-    def remember_reply(self, request_id: str, reply: DecisionReply) -> None:
-        self.replies[request_id] = reply
-        while len(self.replies) > REMEMBERED_REPLIES:
-            self.replies.popitem(last=False)
 
     # --- people -------------------------------------------------------------------------------
 
@@ -139,24 +127,17 @@ class RollbackRecord:
         known = self.policy.people.get(person)
         return f"{known.name} ({person})" if known else person
 
-    @property
-    def ladder(self) -> bool:
-        """Whether this rollback climbs the escalation path and watches the plan's clocks."""
-        return workflow.patched(LADDER_PATCH)
-
     def escalate(self, key: str, reason: str) -> None:
         """Escalate once per reason (`key`) and rollback: the climb along `escalation_path`
         (workflows/escalation.py)."""
-        if key in self.escalated:
+        if key in self.state.escalated:
             return
-        self.escalated.add(key)
+        self.state.escalated.append(key)
         metering.escalated(key.split(":", 1)[0])
         self.record("escalation", reason)
         self.escalations.open(key, reason)
 
     def progress(self, text: str) -> None:
-        from activities.models import ProgressInput
-
         inp = ProgressInput(ctx=self.ctx("Progress"), text=text)
         self.messenger.send("progress message", RollbackActivities.post_progress, inp)
 

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -47,6 +48,10 @@ class SlackStandIn:
     next_ts: int = 1000
     errors: list[SlackError] = field(default_factory=list)
     channel_ids: dict[str, str] = field(default_factory=dict)
+    down: bool = False
+    """Slack is down: every Web API call is answered 503 until this is cleared."""
+    refuse: Callable[[str, dict[str, Any]], bool] | None = None
+    """Calls (method, body) answered 503 while this holds: Slack failing for some messages."""
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -58,8 +63,9 @@ class SlackStandIn:
                 body = json.loads(raw or "{}")
             else:
                 body = {k: v[0] for k, v in parse_qs(raw).items()}
-            if self.errors:
-                failure = self.errors.pop(0)
+            refused = self.down or (self.refuse is not None and self.refuse(method, body))
+            if refused or self.errors:
+                failure = SlackError("service_unavailable", 503) if refused else self.errors.pop(0)
                 self.calls.append(SlackCall(method, body, failure.error))
                 headers: dict[str, str] = {}
                 if failure.retry_after is not None:

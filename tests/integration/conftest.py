@@ -108,10 +108,17 @@ async def running_rig(
     simulator: SimulatorServer,
     redis: str,
     treatment: int,
+    settings: dict[str, Any] | None = None,
     **faults: float,
 ) -> AsyncIterator[Rig]:
+    """`settings`: overrides of the activities' settings (a Slack stand-in's URL and token: the
+    messages then go there, not to the console)."""
     notifier = ConsoleNotifier()
-    acts = RollbackActivities(settings_for(simulator.url, redis), notifier=notifier)
+    overrides = settings or {}
+    acts = RollbackActivities(
+        settings_for(simulator.url, redis, **overrides),
+        notifier=None if "slack_bot_token" in overrides else notifier,
+    )
     task_queue = f"it-{uuid4()}"
     rig = Rig(env.client, task_queue, policy, simulator, notifier, f"search-{uuid4().hex[:8]}")
     await rig.target("POST", "/deployments", {"name": rig.deployment, "treatment": treatment})
@@ -134,7 +141,14 @@ async def running_rig(
 def make_rig(
     local_env: WorkflowEnvironment, policy: Policy, simulator: SimulatorServer, redis_url: str
 ) -> Callable[..., Any]:
-    def make(treatment: int, policy_: Policy | None = None, **faults: float) -> Any:
-        return running_rig(local_env, policy_ or policy, simulator, redis_url, treatment, **faults)
+    def make(
+        treatment: int,
+        policy_: Policy | None = None,
+        settings: dict[str, Any] | None = None,
+        **faults: float,
+    ) -> Any:
+        return running_rig(
+            local_env, policy_ or policy, simulator, redis_url, treatment, settings, **faults
+        )
 
     return make

@@ -32,6 +32,8 @@ class Rig:
     deployment: str
     ui_metadata: bool
     handle: WorkflowHandle[RollbackWorkflow, RollbackStatus] | None = None
+    handover_events: int = 2_000
+    """The run hands over past this many history events (small: at a moment a test picks)."""
     clock: Callable[[], Awaitable[datetime]] | None = None
     """The server's clock: what a person's decision is stamped with."""
 
@@ -44,17 +46,25 @@ class Rig:
             policy=self.policy,
             deployment=self.deployment,
             event=TriggerEvent(trigger=trigger, phase=phase, **fields),  # type: ignore[arg-type]
-            options=RollbackOptions(ui_metadata=self.ui_metadata),
+            options=self.options(),
         )
         if handle.result_run_id is not None or self.handle is None:
             # The run a trigger started: `result()` follows it through continue-as-new.
             self.handle = handle
         return handle
 
+    def options(self) -> RollbackOptions:
+        return RollbackOptions(ui_metadata=self.ui_metadata, handover_events=self.handover_events)
+
     async def decide(self, action: str, person: str, update_id: str | None = None) -> DecisionReply:
         """Stamped with the server's clock (the time-skipping server's runs ahead of ours)."""
         made_at = await self.clock() if self.clock else None
-        decision = DecisionInput(action=action, person=person, made_at=made_at)  # type: ignore[arg-type]
+        decision = DecisionInput(
+            action=action,  # type: ignore[arg-type]
+            person=person,
+            made_at=made_at,
+            request_id=update_id,
+        )
         return await operations.decide(self.client, self.deployment, decision, update_id)
 
     async def status(self) -> RollbackStatus:
@@ -103,12 +113,14 @@ async def rig(
     *,
     ui_metadata: bool = False,
     worker: bool = True,
+    handover_events: int = 2_000,
 ) -> AsyncIterator[Rig]:
     """A deployment's rollback with a worker of stand-ins (`worker=False`: start and stop it
     with `Rig.worker()`, to see what happens while none runs)."""
     standins = standins or StandIns()
     task_queue = f"tq-{uuid4()}"
     r = Rig(env.client, task_queue, policy, standins, f"search-{uuid4().hex[:8]}", ui_metadata)
+    r.handover_events = handover_events
     r.clock = env.get_current_time
     # A workflow left waiting on a timer would hold the time-skipping server's clock once its
     # worker is gone: end it (with a worker there to answer the status query that finds its

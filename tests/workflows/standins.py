@@ -89,6 +89,10 @@ class StandIns:
     """How long the decision message's deadline update takes (Slack slow, or retried)."""
     update_decision_fails: bool = False
     """Slack refuses the deadline update for now (a 503, retried)."""
+    slack_down: bool = False
+    """Slack answers 503 to progress messages and escalations for now (retried)."""
+    request_decision_fails: bool = False
+    """The decision request cannot be posted (refused for good)."""
     forward_raises: Client | None = None
     """Raises of the watch go to the real rollback through this client (else recorded only)."""
 
@@ -255,6 +259,8 @@ class StandIns:
     @activity.defn(name="request_decision")
     async def request_decision(self, inp: DecisionRequestInput) -> DecisionMessage:
         self.calls.append(("request_decision", inp))
+        if self.request_decision_fails:
+            raise ApplicationError("channel_not_found", type="SlackRefused", non_retryable=True)
         return DecisionMessage(channel=inp.ctx.channel, ts="1.0")
 
     @activity.defn(name="close_decision")
@@ -264,10 +270,16 @@ class StandIns:
     @activity.defn(name="post_progress")
     async def post_progress(self, inp: ProgressInput) -> None:
         self.calls.append(("post_progress", inp))
+        self._slack()
+
+    def _slack(self) -> None:
+        if self.slack_down:
+            raise ApplicationError("Slack answered 503", type="SlackUnavailable")
 
     @activity.defn(name="escalate")
     async def escalate(self, inp: EscalationInput) -> EscalationResult:
         self.calls.append(("escalate", inp))
+        self._slack()
         return EscalationResult(notified=[])
 
     @activity.defn(name="read_canary")

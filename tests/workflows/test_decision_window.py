@@ -7,15 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contract.rollback import RollbackInput
 from runbook.matrix import resolve
 from runbook.policy import Policy
 from workflows.decision_window import DecisionWindow
+from workflows.rollback_record import fresh_status
 
 T0 = datetime(2026, 12, 1, 19, 21, 53, tzinfo=UTC)
 
 
 def window(policy: Policy, trigger: str = "gate_failure", phase: int = 25) -> DecisionWindow:
-    w = DecisionWindow(policy, lambda p: p or "nobody")
+    status = fresh_status(RollbackInput(deployment="search-a", policy=policy))
+    w = DecisionWindow(policy, lambda p: p or "nobody", status)
     w.open(trigger, T0, resolve(policy, trigger, phase))
     return w
 

@@ -1,7 +1,8 @@
 """A running worker runs the workflows unsandboxed (`ROLLBACK_WORKFLOW_SANDBOX`, for speed):
-their modules are then loaded once and shared by every run, so they must hold nothing a run
-could change. (Every test worker and the replay tests still run the sandbox, which holds the
-code itself to determinism.)"""
+their modules, and the domain and contract modules they run (`runbook/`, `contract/`), are then
+loaded once and shared by every run, so they must hold nothing a run could change. (Every test
+worker and the replay tests still run the sandbox, which holds the code itself to
+determinism.)"""
 
 from __future__ import annotations
 
@@ -9,25 +10,51 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import re
 import typing
 from datetime import timedelta
-from pathlib import Path
-from types import MappingProxyType
+from pathlib import Path, PurePath
+from types import MappingProxyType, ModuleType
 from typing import Any
 
+from pydantic import PlainSerializer
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
+import contract
+import runbook
 import workflows
 
-READ_ONLY = (str, int, float, bool, bytes, timedelta, tuple, frozenset, MappingProxyType)
+SHARED: tuple[ModuleType, ...] = (workflows, runbook, contract)
+"""The packages a workflow run executes: each module is loaded once per worker."""
+READ_ONLY = (
+    str,
+    int,
+    float,
+    bool,
+    bytes,
+    timedelta,
+    tuple,
+    frozenset,
+    MappingProxyType,
+    re.Pattern,
+    PurePath,
+    PlainSerializer,
+)
 SDK_CONSTANTS = (SearchAttributeKey, RetryPolicy)
 """Handed to the SDK as they are and never changed by workflow code (checked below)."""
 
 
+def modules() -> list[ModuleType]:
+    return [
+        importlib.import_module(f"{package.__name__}.{info.name}")
+        for package in SHARED
+        for info in pkgutil.iter_modules(package.__path__)
+    ]
+
+
 def module_constants() -> list[tuple[str, str, Any]]:
     out = []
-    for info in pkgutil.iter_modules(workflows.__path__):
-        module = importlib.import_module(f"workflows.{info.name}")
+    for module in modules():
         for name, value in vars(module).items():
             if name.startswith("__") or name == "annotations":
                 continue
@@ -37,7 +64,7 @@ def module_constants() -> list[tuple[str, str, Any]]:
                 continue  # type aliases
             if getattr(value, "__module__", None) == "typing":
                 continue  # typing's own forms (Literal)
-            out.append((info.name, name, value))
+            out.append((module.__name__, name, value))
     return out
 
 
@@ -56,8 +83,7 @@ def read_only(value: Any) -> bool:
 
 def own_classes() -> list[type]:
     out = []
-    for info in pkgutil.iter_modules(workflows.__path__):
-        module = importlib.import_module(f"workflows.{info.name}")
+    for module in modules():
         out += [
             v
             for v in vars(module).values()
@@ -70,7 +96,7 @@ def test_workflow_modules_hold_only_read_only_values() -> None:
     constants = module_constants()
     assert constants, "no module constants found: the scan is broken"
     mutable = [
-        f"workflows.{module}.{name}: {type(value).__name__}"
+        f"{module}.{name}: {type(value).__name__}"
         for module, name, value in constants
         if not read_only(value)
     ]
@@ -86,6 +112,8 @@ def test_workflow_classes_share_nothing_a_run_could_change() -> None:
         for name, value in vars(cls).items():
             if name.startswith("__") or inspect.isroutine(value) or inspect.isclass(value):
                 continue
+            if name in ("model_config", "_abc_impl"):
+                continue  # pydantic's class configuration and abc's registry, read at definition
             if isinstance(value, property | staticmethod | classmethod):
                 continue
             if type(value).__module__.startswith(("pydantic", "dataclasses")):
@@ -93,6 +121,8 @@ def test_workflow_classes_share_nothing_a_run_could_change() -> None:
             if not read_only(value):
                 shared.append(f"{cls.__qualname__}.{name}: {type(value).__name__}")
         for name, method in inspect.getmembers(cls, inspect.isfunction):
+            if method.__module__ != cls.__module__:
+                continue  # inherited (pydantic's BaseModel), not ours
             for parameter in inspect.signature(method).parameters.values():
                 default = parameter.default
                 if default is not inspect.Parameter.empty and not read_only(default):
@@ -103,7 +133,7 @@ def test_workflow_classes_share_nothing_a_run_could_change() -> None:
 def test_workflow_code_never_rebinds_or_changes_a_module_value() -> None:
     shared = {name for _, name, value in module_constants() if isinstance(value, SDK_CONSTANTS)}
     found = []
-    for path in Path(workflows.__path__[0]).glob("*.py"):
+    for path in (p for package in SHARED for p in Path(package.__path__[0]).glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Global | ast.Nonlocal):
                 found.append(f"{path.name}:{node.lineno}: {type(node).__name__.lower()}")

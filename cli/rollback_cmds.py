@@ -15,7 +15,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from cli.errors import Failure, UserError
 from cli.output import Format, console, print_json, show_reply
 from cli.policy_cmd import read_policy
-from cli.temporal import answered_or_stored, client_for, described, explain_rpc, live_workers
+from cli.temporal import (
+    answered_or_stored,
+    client_for,
+    described,
+    explain_rpc,
+    live_workers,
+    not_answered,
+)
 from client import answers, operations
 from config.settings import Settings, load_settings
 from contract.rollback import (
@@ -86,8 +93,9 @@ def trigger(
         raised_by=person,
         received_at=datetime.now(UTC),
     )
-    raised = asyncio.run(_trigger(settings, policy, deployment, event, drill))
+    raised, why = asyncio.run(_trigger(settings, policy, deployment, event, drill))
     reply = raised.reply
+    stored = f"{why}, so the trigger was stored durably; {STORED}"
     if format is Format.json:
         print_json(
             {
@@ -96,11 +104,11 @@ def trigger(
                 "trigger": trigger,
                 "accepted": reply.accepted if reply else None,
                 "stored": reply is None,
-                "message": reply.message if reply else STORED,
+                "message": reply.message if reply else stored,
             }
         )
     elif reply is None:
-        console.print(f"{policy.triggers[trigger].name} for {workflow_id(deployment)}: {STORED}")
+        console.print(f"{policy.triggers[trigger].name} for {workflow_id(deployment)}: {stored}")
     else:
         verdict = "accepted" if reply.accepted else "rejected"
         console.print(
@@ -113,27 +121,31 @@ def trigger(
 
 
 STORED = (
-    "no rollback worker answered, so the trigger was stored durably; the rollback will judge "
-    "it (authority, phase) when a worker returns, from the moment it was raised"
+    "the rollback will judge it (authority, phase) when a worker takes it, from the moment it "
+    "was raised"
 )
 
 
 async def _trigger(
     settings: Settings, policy: Policy, deployment: str, event: TriggerEvent, drill: bool
-) -> operations.Raised:
+) -> tuple[operations.Raised, str]:
+    """The rollback's verdict, or the trigger stored and why it was not answered."""
     client = await client_for(settings)
     options = RollbackOptions(ui_metadata=settings.ui_metadata, drill=drill)
+    found = await live_workers(client, settings)
     try:
-        return await operations.raise_trigger(
+        raised = await operations.raise_trigger(
             client,
             task_queue=settings.task_queue,
             policy=policy,
             deployment=deployment,
             event=event,
             options=options,
+            no_worker=found.none,
         )
     except RPCError as error:
         raise explain_rpc(error, deployment) from None
+    return raised, not_answered(found)
 
 
 def decide(

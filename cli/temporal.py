@@ -79,20 +79,39 @@ async def answered_or_stored(
     (a signal) and the command exits 1 saying so, and how it will be judged."""
     update, signal = calls
     found = await live_workers(client, settings)
-    handle = client.get_workflow_handle(workflow)
+    message = answers.stamped(message)
     try:
-        result = await answers.update_or_store(
-            handle, update, signal, message, no_worker=found.none
+        result = await answers.answer_or_store(
+            client,
+            answers.Call(
+                workflow_id=workflow,
+                update=update,
+                signal=signal,
+                message=message,
+                update_id=getattr(message, "request_id", None),
+            ),
+            no_worker=found.none,
         )
     except RPCError as error:
         raise explain_rpc(error, deployment) from None
     except WorkflowUpdateFailedError as error:
         raise Failure(f"the {what} failed: {error.cause}") from None
     if isinstance(result, answers.Stored):
-        why = found.explain() if found.none else "no worker answered within 5 s"
         raise Failure(
-            f"your {what} was stored durably in {workflow} but not judged yet: {why}. It will "
-            f"be judged by when it was made ({result.made_at:%H:%M:%S} UTC), not by when a "
-            "worker reads it"
+            f"your {what} was stored durably in {workflow} but not judged yet: "
+            f"{not_answered(found)}. It will be judged by when it was made "
+            f"({result.made_at:%H:%M:%S} UTC), not by when a worker reads it"
         )
-    return result
+    reply: DecisionReply = result.reply
+    return reply
+
+
+def not_answered(found: answers.Workers) -> str:
+    """Why a word was stored instead of answered: no worker at all, or a worker that polls but
+    did not answer in time (busy, or the workflow's task failing), never the one for the other."""
+    if found.none:
+        return found.explain()
+    return (
+        f"a worker polls {found.task_queue!r} but the workflow did not answer within "
+        f"{answers.WITHIN.total_seconds():g} s (see `rollback status` and the worker's log)"
+    )

@@ -1,12 +1,15 @@
 """Calls that need a worker, bounded in time: whether a worker polls the task queue (Temporal's
-task-queue description), a query that gives up, and a person's word (a decision, a wording
-approval, an acknowledgement) answered by the workflow or, when no worker answers, stored
-durably as a signal and judged later by when it was made.
+task-queue description), and a person's word (a trigger, a decision, a wording approval, an
+acknowledgement) answered by the workflow or, when no worker answers, stored durably as a signal
+and judged later by when it was made. The CLI, the gateway and the trigger path all use
+`answer_or_store`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -17,7 +20,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
-    WorkflowHandle,
+    WithStartWorkflowOperation,
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
@@ -77,46 +80,116 @@ async def workers(client: Client, task_queue: str) -> Workers:
 
 
 @dataclass(frozen=True)
+class Call:
+    """A person's word to a workflow: the update that answers it at once, and how it is stored
+    durably when no worker answers (a signal with the same request id: the workflow counts the
+    two once, and judges the stored one by when it was made)."""
+
+    workflow_id: str
+    update: str
+    signal: str
+    message: BaseModel
+    result_type: type[BaseModel] = DecisionReply
+    update_id: str | None = None
+    """The same id again (a double click, a retried call) is answered with the first result."""
+    start: Callable[[], WithStartWorkflowOperation[Any, Any]] | None = None
+    """Update-with-start: the word starts the workflow when none runs (a person's trigger)."""
+    store: Callable[[], Awaitable[str]] | None = None
+    """How to store it (returns the run id); by default the signal to `workflow_id`."""
+
+
+@dataclass(frozen=True)
+class Answered:
+    reply: Any
+    """The workflow's reply (`Call.result_type`)."""
+    run_id: str
+
+
+@dataclass(frozen=True)
 class Stored:
     """No worker answered: the word was stored durably as a signal, to be judged later."""
 
     made_at: datetime
+    run_id: str = ""
 
 
-async def update_or_store(
-    handle: WorkflowHandle[Any, Any],
-    update: str,
-    signal: str,
-    message: M,
-    *,
-    no_worker: bool,
-    within: timedelta = WITHIN,
-) -> DecisionReply | Stored:
-    """The workflow's verdict, or, when no worker answers within `within` (at once when
-    `no_worker`), the same message stored as a signal with the same request id (the workflow
-    counts the two once) and the moment it was made, against which its deadline is judged."""
-    fields: dict[str, Any] = {}
-    if getattr(message, "made_at", None) is None:
-        fields["made_at"] = datetime.now(UTC)
-    if getattr(message, "request_id", None) is None:
-        fields["request_id"] = f"cli:{uuid.uuid4()}"
-    message = message.model_copy(update=fields)
+NEXT_RUN_PAUSE = timedelta(milliseconds=100)
+"""Between two asks while a run hands over to its next: the hand-over takes a workflow task."""
+
+
+async def answer_or_store(
+    client: Client, call: Call, *, no_worker: bool = False, within: timedelta = WITHIN
+) -> Answered | Stored:
+    """The workflow's answer, or, when no worker answers within `within` (at once when
+    `no_worker`), the word stored durably. A run that is ending answers that its next run takes
+    the word (`next_run`): it is asked again until that run's verdict comes, within `within`.
+    RPC errors other than a timeout (not found, refused) and a failed update reach the caller."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within.total_seconds()
     if not no_worker:
         try:
-            started = await handle.start_update(
-                update,
-                message,
-                id=message.request_id,  # type: ignore[attr-defined]
-                result_type=DecisionReply,
-                wait_for_stage=WorkflowUpdateStage.COMPLETED,
-                rpc_timeout=within,
-            )
-            reply: DecisionReply = await started.result(rpc_timeout=within)
-            return reply
+            answered = await _ask(client, call, within, first=True)
+            while getattr(answered.reply, "next_run", False):
+                left = deadline - loop.time()
+                if left <= NEXT_RUN_PAUSE.total_seconds():
+                    break  # the next run will judge it: that is the true answer for now
+                await asyncio.sleep(NEXT_RUN_PAUSE.total_seconds())
+                try:
+                    answered = await _ask(client, call, timedelta(seconds=left), first=False)
+                except RPCError as error:
+                    if error.status != RPCStatusCode.NOT_FOUND:  # the run closing under us
+                        raise
+            return answered
         except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
             pass
         except RPCError as error:
             if error.status != RPCStatusCode.DEADLINE_EXCEEDED:
                 raise
-    await handle.signal(signal, message, rpc_timeout=within)
-    return Stored(made_at=message.made_at)  # type: ignore[attr-defined]
+    if call.store is not None:
+        run_id = await call.store()
+    else:
+        handle = client.get_workflow_handle(call.workflow_id)
+        await handle.signal(call.signal, call.message, rpc_timeout=within)
+        run_id = ""
+    made_at = getattr(call.message, "made_at", None) or datetime.now(UTC)
+    return Stored(made_at=made_at, run_id=run_id)
+
+
+async def _ask(client: Client, call: Call, within: timedelta, *, first: bool) -> Answered:
+    """One update; asked again, it gets an id of its own (the same id would be answered with
+    the first reply)."""
+    update_id = call.update_id if first else None
+    if call.start is not None:
+        start = call.start()
+        reply = await asyncio.wait_for(
+            client.execute_update_with_start_workflow(
+                call.update,
+                call.message,
+                start_workflow_operation=start,
+                result_type=call.result_type,
+                id=update_id,
+            ),
+            timeout=within.total_seconds(),
+        )
+        handle = await start.workflow_handle()
+        return Answered(reply, handle.result_run_id or "")
+    handle = client.get_workflow_handle(call.workflow_id)
+    started = await handle.start_update(
+        call.update,
+        call.message,
+        id=update_id,
+        result_type=call.result_type,
+        wait_for_stage=WorkflowUpdateStage.COMPLETED,
+        rpc_timeout=within,
+    )
+    return Answered(await started.result(rpc_timeout=within), started.workflow_run_id or "")
+
+
+def stamped(message: M) -> M:
+    """The moment it was made and a request id, unless the sender (the gateway) already said."""
+    fields: dict[str, Any] = {}
+    if getattr(message, "made_at", None) is None:
+        fields["made_at"] = datetime.now(UTC)
+    if getattr(message, "request_id", None) is None:
+        fields["request_id"] = f"cli:{uuid.uuid4()}"
+    return message.model_copy(update=fields) if fields else message

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client import answers
 from contract.follow_ups import ACK_UPDATE, FollowUpAck, follow_ups_id
 from contract.rollback import (
     COMMS_UPDATE,
@@ -227,35 +226,31 @@ async def raise_trigger(
     event: TriggerEvent,
     options: RollbackOptions | None = None,
     within: timedelta = ANSWER_WITHIN,
+    no_worker: bool = False,
 ) -> Raised:
     """Update-with-start: the trigger starts (or joins) the rollback and the rollback says
-    whether it took it. When no worker answers in time, the same trigger is stored as a signal
-    (its delivery key makes the two count once) and `reply` is None."""
+    whether it took it (a run that is ending hands it to its next run, whose verdict comes
+    back). When no worker answers in time, the same trigger is stored as a signal (its delivery
+    key makes the two count once) and `reply` is None."""
     options = options or RollbackOptions()
     if event.delivery_key is None:
         event = event.model_copy(update={"delivery_key": f"{event.source}:{uuid.uuid4()}"})
-    start: WithStartWorkflowOperation[Any, RollbackStatus] = WithStartWorkflowOperation(
-        ROLLBACK_WORKFLOW,
-        RollbackInput(deployment=deployment, policy=policy, options=options),
-        result_type=RollbackStatus,
-        **start_options(
-            task_queue=task_queue,
-            policy=policy,
-            deployment=deployment,
-            options=options,
-            trigger=event.trigger,
-        ),
-    )
-    try:
-        reply = await asyncio.wait_for(
-            client.execute_update_with_start_workflow(
-                RAISE_UPDATE, event, start_workflow_operation=start, result_type=TriggerReply
+
+    def start() -> WithStartWorkflowOperation[Any, RollbackStatus]:
+        return WithStartWorkflowOperation(
+            ROLLBACK_WORKFLOW,
+            RollbackInput(deployment=deployment, policy=policy, options=options),
+            result_type=RollbackStatus,
+            **start_options(
+                task_queue=task_queue,
+                policy=policy,
+                deployment=deployment,
+                options=options,
+                trigger=event.trigger,
             ),
-            timeout=within.total_seconds(),
         )
-        handle = await start.workflow_handle()
-        return Raised(reply, handle.result_run_id or "")
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+
+    async def store() -> str:
         handle = await send_trigger(
             client,
             task_queue=task_queue,
@@ -264,7 +259,25 @@ async def raise_trigger(
             event=event,
             options=options,
         )
-        return Raised(None, handle.result_run_id or "")
+        return handle.result_run_id or ""
+
+    result = await answers.answer_or_store(
+        client,
+        answers.Call(
+            workflow_id=workflow_id(deployment),
+            update=RAISE_UPDATE,
+            signal=TRIGGER_SIGNAL,
+            message=event,
+            result_type=TriggerReply,
+            start=start,
+            store=store,
+        ),
+        no_worker=no_worker,
+        within=within,
+    )
+    if isinstance(result, answers.Stored):
+        return Raised(None, result.run_id)
+    return Raised(result.reply, result.run_id)
 
 
 async def decide(
@@ -274,18 +287,8 @@ async def decide(
     with the moment it was made, which is what the window's deadline is judged against."""
     handle = client.get_workflow_handle(workflow_id(deployment))
     return await handle.execute_update(
-        DECIDE_UPDATE, stamped(decision), id=update_id, result_type=DecisionReply
+        DECIDE_UPDATE, answers.stamped(decision), id=update_id, result_type=DecisionReply
     )
-
-
-S = TypeVar("S", DecisionInput, CommsApprovalInput, FollowUpAck, EscalationAck)
-
-
-def stamped(message: S) -> S:
-    """The moment it was made, unless the sender (the gateway) already said."""
-    if message.made_at is not None:
-        return message
-    return message.model_copy(update={"made_at": datetime.now(UTC)})
 
 
 async def status(
@@ -308,7 +311,7 @@ async def approve_comms(
     """Approve or hold a held audience's wording; `update_id` makes a double click count once."""
     handle = client.get_workflow_handle(workflow_id(deployment))
     return await handle.execute_update(
-        COMMS_UPDATE, stamped(approval), id=update_id, result_type=DecisionReply
+        COMMS_UPDATE, answers.stamped(approval), id=update_id, result_type=DecisionReply
     )
 
 
@@ -318,7 +321,7 @@ async def acknowledge_escalation(
     """Stop an escalation's climb (`ack.key`, or every open one of the rollback)."""
     handle = client.get_workflow_handle(workflow_id(deployment))
     return await handle.execute_update(
-        ESCALATION_ACK_UPDATE, stamped(ack), id=update_id, result_type=DecisionReply
+        ESCALATION_ACK_UPDATE, answers.stamped(ack), id=update_id, result_type=DecisionReply
     )
 
 
@@ -328,7 +331,7 @@ async def acknowledge_follow_up(
     """Acknowledge one follow-up on the follow-ups workflow (`find_follow_ups` finds its id)."""
     handle = client.get_workflow_handle(follow_ups_workflow_id)
     return await handle.execute_update(
-        ACK_UPDATE, stamped(ack), id=update_id, result_type=DecisionReply
+        ACK_UPDATE, answers.stamped(ack), id=update_id, result_type=DecisionReply
     )
 
 

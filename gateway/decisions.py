@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import (
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-    WorkflowUpdateStage,
-)
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from client import answers
 from contract.follow_ups import ACK_SIGNAL, ACK_UPDATE, FollowUpAck
 from contract.rollback import (
     COMMS_SIGNAL,
@@ -180,19 +175,18 @@ async def delivered(link: TemporalLink, call: Delivery) -> Delivered:
             f"`{call.cli}`.",
             taken=False,
         )
-    handle = client.get_workflow_handle(call.workflow_id)
     try:
-        update = await handle.start_update(
-            call.update,
-            call.arg,
-            id=call.request_id,
-            result_type=DecisionReply,
-            wait_for_stage=WorkflowUpdateStage.COMPLETED,
-            rpc_timeout=ANSWER_WITHIN,
+        result = await answers.answer_or_store(
+            client,
+            answers.Call(
+                workflow_id=call.workflow_id,
+                update=call.update,
+                signal=call.signal,
+                message=call.arg,
+                update_id=call.request_id,
+            ),
+            within=ANSWER_WITHIN,
         )
-        reply = await update.result(rpc_timeout=ANSWER_WITHIN)
-    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
-        return await _store(handle, call)
     except WorkflowUpdateFailedError as error:
         return Delivered(
             f"⚠️ {call.owner} could not take your {call.what}: {error.cause}", True, False
@@ -200,27 +194,16 @@ async def delivered(link: TemporalLink, call: Delivery) -> Delivered:
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return Delivered(call.missing, taken=True, accepted=False)
-        if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
-            return await _store(handle, call)
         return Delivered(
             f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}", False
         )
+    if isinstance(result, answers.Stored):
+        return Delivered(
+            f"🕓 Recorded for {call.subject}: no rollback worker is answering right now, so "
+            f"your {call.what} was stored durably. It will be checked against {call.checked} "
+            f"and applied when a worker returns; {call.outcome}.",
+            taken=True,
+        )
+    reply: DecisionReply = result.reply
     mark = "✅" if reply.accepted else "⛔"
     return Delivered(f"{mark} {reply.message}", taken=True, accepted=reply.accepted)
-
-
-async def _store(handle: WorkflowHandle[Any, Any], call: Delivery) -> Delivered:
-    try:
-        await handle.signal(call.signal, call.arg, rpc_timeout=ANSWER_WITHIN)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return Delivered(call.missing, taken=True, accepted=False)
-        return Delivered(
-            f"⚠️ Your {call.what} was NOT recorded: Temporal answered {error.message}", False
-        )
-    return Delivered(
-        f"🕓 Recorded for {call.subject}: no rollback worker is answering right now, so your "
-        f"{call.what} was stored durably. It will be checked against {call.checked} and "
-        f"applied when a worker returns; {call.outcome}.",
-        taken=True,
-    )

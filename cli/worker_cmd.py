@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from cli.temporal import client_for
 from config import tracing
-from config.connection import metrics_runtime
+from config.connection import connect, metrics_runtime
 from config.settings import load_settings
 from worker.main import run_worker
 
@@ -23,11 +22,10 @@ def worker() -> None:
     async def main() -> None:
         address = settings.worker_metrics_address
         runtime = metrics_runtime(address) if address else None
-        client = await client_for(settings, runtime, "rollback-worker")
         if address:
             logging.info("metrics on http://%s/metrics", address)
         try:
-            await run_worker(client, settings)
+            await run_worker(lambda: connect(settings, runtime, "rollback-worker"), settings)
         finally:
             if settings.otlp_endpoint:
                 tracing.flush()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import compileall
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -83,21 +84,83 @@ def precompile_workflows() -> None:
         compileall.compile_dir(folder, quiet=2, maxlevels=0)
 
 
-async def run_worker(client: Client, settings: Settings) -> None:
+RETRY_FIRST = 0.5
+RETRY_MAX = 10.0
+"""Seconds between attempts to reach Temporal: doubling from the first, up to the most."""
+
+
+def unreachable(error: BaseException) -> bool:
+    """Temporal could not be reached (down, restarting, not yet up): wait for it, never exit.
+    The SDK says so with a RuntimeError at connect, or at the worker's first call."""
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        text.startswith("Failed client connect") or text.startswith("Worker validation failed")
+    )
+
+
+async def reach(connect: Callable[[], Awaitable[Client]], settings: Settings) -> Client:
+    """Connect, waiting (with backoff, a log line each time) for as long as Temporal is away."""
+    delay = RETRY_FIRST
+    while True:
+        try:
+            return await connect()
+        except RuntimeError as error:
+            if not unreachable(error):
+                raise
+            log.warning(
+                "cannot reach Temporal at %s (namespace %s): %s; retrying in %.1f s",
+                settings.temporal_address,
+                settings.temporal_namespace,
+                _short(error),
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+
+async def run_worker(connect: Callable[[], Awaitable[Client]], settings: Settings) -> None:
+    """The worker until it is stopped. Temporal away at the start, or gone and back while it
+    runs (a restart, an upgrade of the server), never ends it: it waits, says so, and polls
+    again in the same process (running rollbacks go on where they stood)."""
     # One log line per HTTP call to a target is noise in a storm (and costs the worker).
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if settings.worker_role != "activities" and settings.workflow_sandbox:
         precompile_workflows()
     activities = RollbackActivities(settings) if settings.worker_role != "workflows" else None
     try:
-        worker = build_worker(client, settings, activities)
-        log.info(
-            "worker (%s) on task queue %r at %s",
-            settings.worker_role,
-            settings.task_queue,
-            settings.temporal_address,
-        )
-        await worker.run()
+        client = await reach(connect, settings)
+        delay = RETRY_FIRST
+        while True:
+            worker = build_worker(client, settings, activities)
+            log.info(
+                "worker (%s) on task queue %r at %s",
+                settings.worker_role,
+                settings.task_queue,
+                settings.temporal_address,
+            )
+            try:
+                await worker.run()
+                return
+            except RuntimeError as error:
+                if not unreachable(error):
+                    raise
+                log.warning(
+                    "Temporal at %s went away (%s): polling again in %.1f s",
+                    settings.temporal_address,
+                    _short(error),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
     finally:
         if activities is not None:
             await activities.aclose()
+
+
+def _short(error: BaseException) -> str:
+    """The SDK's message without the transport's nested detail."""
+    text = str(error)
+    for cut in (": Status {", ": Server connection error", ": tonic"):
+        if cut in text:
+            text = text.split(cut, 1)[0]
+    return text.replace("Failed client connect", "connection refused or unreachable")

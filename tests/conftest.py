@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +15,25 @@ from runbook.loading import DEFAULT_POLICY, load_policy
 from runbook.policy import Policy
 from worker.binaries import temporal_cli, temporal_test_server
 from workflows import search_attributes
+
+SESSION_MARKER = "ROLLBACK_TEST_SESSION"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every process a test starts inherits this session's marker in its environment."""
+    os.environ.setdefault(SESSION_MARKER, uuid.uuid4().hex)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The net under every fixture's own `finally`: whatever this session started and is still
+    running (a server a failed test orphaned) is killed, and named on stderr."""
+    from tests.cli.stack_helpers import kill_processes_of
+
+    marker = os.environ.get(SESSION_MARKER)
+    if marker:
+        left = kill_processes_of(f"{SESSION_MARKER}={marker}")
+        if left:
+            print(f"\ntests: killed {len(left)} process(es) left behind: {left}", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -47,9 +47,10 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def up(stack_env: dict[str, str]) -> Iterator[Up]:
     running = Up(stack_env)
-    yield running
-    if running.proc.poll() is None:
-        running.stop()
+    try:
+        yield running
+    finally:
+        running.close()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -38,7 +39,8 @@ def rollback(
 
 class Up:
     def __init__(self, env: dict[str, str], background: bool = False) -> None:
-        """`background`: started as `rollback up &` is from a script, SIGINT ignored."""
+        """`background`: started as `rollback up &` is from a script, SIGINT ignored. A stack
+        that never gets ready is stopped, every part of it, before the test fails."""
         self.env = env
         self.out = Path(env["ROLLBACK_HOME"] + ".out")
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,20 +54,57 @@ class Up:
                 if background
                 else None,
             )
-        deadline = time.monotonic() + 90
-        while "Ready." not in self.out.read_text():
-            assert self.proc.poll() is None, self.out.read_text()
-            assert time.monotonic() < deadline, self.out.read_text()
-            time.sleep(0.2)
+        try:
+            deadline = time.monotonic() + 90
+            while "Ready." not in self.out.read_text():
+                assert self.proc.poll() is None, self.out.read_text()
+                assert time.monotonic() < deadline, self.out.read_text()
+                time.sleep(0.2)
+        except BaseException:
+            self.close()
+            raise
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=60)
 
+    def close(self) -> None:
+        """Whatever state it is in: the supervisor stopped (gently, then not), and every process
+        of this stack's home killed, the parts a killed supervisor would orphan included."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        kill_processes_of(f"ROLLBACK_HOME={self.env['ROLLBACK_HOME']}")
+
     def parts(self) -> dict[str, int]:
         """Each part's pid, as the supervisor writes them (ROLLBACK_HOME/stack.json)."""
         data = json.loads((Path(self.env["ROLLBACK_HOME"]) / "stack.json").read_text())
         return {name: part["pid"] for name, part in data["parts"].items()}
+
+
+def kill_processes_of(marker: str) -> list[int]:
+    """SIGKILL every process whose environment holds `marker` (e.g. `ROLLBACK_HOME=/tmp/x`), but
+    this one: what a test started, wherever it was reparented. The pids killed."""
+    killed = []
+    needle = marker.encode() + b"\0"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes() + b"\0"
+        except OSError:
+            continue  # gone, or not ours to read
+        if needle in environ:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return killed
 
 
 def ports_of(env: dict[str, str]) -> list[int]:

@@ -76,7 +76,7 @@ def test_a_window_open_before_a_restart_ends_on_time(up: Up) -> None:
         assert deadline <= at < deadline + timedelta(seconds=5), (deadline, at)
         assert done["decided_by"] == ["default"]
     finally:
-        again.stop()
+        again.close()
 
 
 def test_a_busy_port_is_a_clear_error(stack_env: dict[str, str]) -> None:
@@ -148,5 +148,4 @@ def test_the_supervisor_restarts_each_part_and_a_signal_stops_them_all(
         for port in ports_of(env):
             assert port_free("127.0.0.1", port), f"port {port} still taken"
     finally:
-        if up.proc.poll() is None:
-            up.stop(signal.SIGKILL)
+        up.close()

@@ -4,6 +4,8 @@ bound to the step of the plan that does it and to the activity of its kind."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -17,13 +19,15 @@ ActionKind = Literal[
 
 EMERGENCY_STOP = "emergency_stop"
 CONFIGURATION_REVERT = "configuration_revert"
-STEP_OF_KIND: dict[str, str] = {
-    "set_traffic_split": EMERGENCY_STOP,
-    "stop_service": CONFIGURATION_REVERT,
-    "set_config_value": CONFIGURATION_REVERT,
-    "disable_flag": CONFIGURATION_REVERT,
-    "flush_cache": CONFIGURATION_REVERT,
-}
+STEP_OF_KIND: Mapping[str, str] = MappingProxyType(
+    {
+        "set_traffic_split": EMERGENCY_STOP,
+        "stop_service": CONFIGURATION_REVERT,
+        "set_config_value": CONFIGURATION_REVERT,
+        "disable_flag": CONFIGURATION_REVERT,
+        "flush_cache": CONFIGURATION_REVERT,
+    }
+)
 """The plan step each kind of action belongs to (a history names its activities so)."""
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -121,7 +123,9 @@ def prometheus_rules(policy: Policy) -> dict[str, Any]:
     return {"groups": [{"name": f"rollback-{policy.name}", "rules": rules}]}
 
 
-NEGATION: dict[Comparison, str] = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!="}
+NEGATION: Mapping[Comparison, str] = MappingProxyType(
+    {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!="}
+)
 """A gate fails when its condition does not hold: the PromQL comparison that says so."""
 
 

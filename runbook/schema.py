@@ -16,12 +16,13 @@ new field has a default; a literal never loses a value; a field constraint is ne
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
-FILE = {"policy_file": True}
+FILE = MappingProxyType({"policy_file": True})
 """The validation context under which a policy read from a file is judged."""
 
 

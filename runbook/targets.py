@@ -18,7 +18,9 @@ Only the shape lives here; the drivers themselves are in `activities/drivers/`. 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
@@ -221,12 +223,14 @@ class TargetDrivers(PolicyModel):
         return self
 
 
-HTTP_PATHS: dict[str, tuple[str, ...]] = {
-    "load_balancer": ("traffic_split",),
-    "service_control": ("service", "service_stop"),
-    "configuration_service": ("configuration",),
-    "feature_flags": ("feature_flag",),
-}
+HTTP_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "load_balancer": ("traffic_split",),
+        "service_control": ("service", "service_stop"),
+        "configuration_service": ("configuration",),
+        "feature_flags": ("feature_flag",),
+    }
+)
 """The `targets` paths each http driver needs."""
 HTTP_PATH_NAMES = tuple(name for names in HTTP_PATHS.values() for name in names)
 

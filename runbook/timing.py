@@ -72,13 +72,15 @@ def reversion_interval(mode: Literal["auto", "manual"] | None) -> tuple[str, str
     return ("decision" if mode == "manual" else "trigger"), "traffic_reverted"
 
 
-INTERVALS = {
-    "trigger_to_decision": ("trigger", "decision"),
-    "decision_to_traffic_reversion": ("decision", "traffic_reverted"),
-    "trigger_to_traffic_reversion": ("trigger", "traffic_reverted"),
-    "decision_to_stabilization": ("decision", "stabilized"),
-    "decision_to_first_notification": ("decision", "first_notification"),
-}
+INTERVALS = MappingProxyType(
+    {
+        "trigger_to_decision": ("trigger", "decision"),
+        "decision_to_traffic_reversion": ("decision", "traffic_reverted"),
+        "trigger_to_traffic_reversion": ("trigger", "traffic_reverted"),
+        "decision_to_stabilization": ("decision", "stabilized"),
+        "decision_to_first_notification": ("decision", "first_notification"),
+    }
+)
 """Every interval a rollback measures, target or not, in seconds."""
 
 

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
+from types import MappingProxyType
 
-FACTS: dict[str, str] = {
-    "deployment": "the deployment's name",
-    "trigger": "the trigger's name, as the plan names it",
-    "phase": "the canary phase, in percent",
-    "reason": "the alert's summary, or the person's words",
-    "decided_by": "who decided, with their names (or: automatically, by the plan)",
-    "reversion": "how long traffic reversion took, and from what (the trigger or the decision)",
-    "figures": "each metric before (at the trigger) and after (now), one per line",
-    "steps": "each step with its duration against its budget, one per line",
-    "links": "the Web UI and `rollback report` for this rollback",
-    "affected_share": "the share of all queries affected while the canary ran",
-    "duration": "how long users were exposed: from the trigger to the traffic reversion",
-    "user_effect": "what users of the canary saw, in words (errors, slower answers, quality)",
-    "impact": "whether business impact occurred, and the measure",
-    "sla": "whether the SLA was breached, and the measure",
-    "status": "where the rollback stands: traffic back, stabilized, follow-ups",
-    "started": "when the trouble began (UTC, to the minute)",
-    "ended": "when traffic was back on the previous version (UTC, to the minute)",
-}
+FACTS: Mapping[str, str] = MappingProxyType(
+    {
+        "deployment": "the deployment's name",
+        "trigger": "the trigger's name, as the plan names it",
+        "phase": "the canary phase, in percent",
+        "reason": "the alert's summary, or the person's words",
+        "decided_by": "who decided, with their names (or: automatically, by the plan)",
+        "reversion": "how long traffic reversion took, and from what (the trigger or the decision)",
+        "figures": "each metric before (at the trigger) and after (now), one per line",
+        "steps": "each step with its duration against its budget, one per line",
+        "links": "the Web UI and `rollback report` for this rollback",
+        "affected_share": "the share of all queries affected while the canary ran",
+        "duration": "how long users were exposed: from the trigger to the traffic reversion",
+        "user_effect": "what users of the canary saw, in words (errors, slower answers, quality)",
+        "impact": "whether business impact occurred, and the measure",
+        "sla": "whether the SLA was breached, and the measure",
+        "status": "where the rollback stands: traffic back, stabilized, follow-ups",
+        "started": "when the trouble began (UTC, to the minute)",
+        "ended": "when traffic was back on the previous version (UTC, to the minute)",
+    }
+)
 """Every fact an audience's template may name, with what it says."""
 
 

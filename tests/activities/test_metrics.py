@@ -12,6 +12,7 @@ from activities.metrics import HttpJsonProvider, MetricsReader, PrometheusProvid
 from activities.targets import Target
 from runbook.loading import DEFAULT_POLICY, PolicyError, parse_policy
 from runbook.policy import MetricQuery, Metrics, Policy
+from runbook.schema import FILE
 from simulator import SimulatorServer
 from tests.activities.helpers import deploy
 
@@ -127,7 +128,7 @@ async def test_prometheus_bad_query_fails_fast() -> None:
 def test_the_policy_chooses_a_described_provider() -> None:
     with pytest.raises(ValueError, match="provider is prometheus, but there is no prometheus"):
         Metrics.model_validate(
-            {"provider": "prometheus", "http_json": {"url": "/m", "metrics": {}}}
+            {"provider": "prometheus", "http_json": {"url": "/m", "metrics": {}}}, context=FILE
         )
 
 

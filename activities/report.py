@@ -41,11 +41,6 @@ async def post_report(notifier: Notifier, inp: ReportInput, *, key: str | None) 
     return ReportResult(posted=True, summary=f"report posted to {inp.ctx.channel}: {verdict}")
 
 
-def channel_text(r: RollbackReport) -> str:
-    """The report as one mrkdwn text (the Slack message is its title and its sections)."""
-    return f"📄 *{channel_title(r)}*\n{channel_body(r)}"
-
-
 def channel_title(r: RollbackReport) -> str:
     drill = " (drill)" if r.drill else ""
     return f"Rollback report: {r.deployment}{drill}: {r.outcome or r.state}"

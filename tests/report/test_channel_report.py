@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from activities.models import StepContext
 from activities.notify import ConsoleNotifier
-from activities.report import ReportInput, channel_text, post_report
+from activities.report import ReportInput, channel_body, channel_title, post_report
 from runbook.policy import Policy
 from runbook.report import build_report
 from tests.report.test_report import NOW, automatic_drill, two_person_rollback
@@ -21,9 +21,10 @@ def ctx(drill: bool = False) -> StepContext:
 
 
 def test_channel_text_is_compact_and_complete(policy: Policy) -> None:
-    text = channel_text(build_report(two_person_rollback(policy), generated_at=NOW, policy=policy))
+    made = build_report(two_person_rollback(policy), generated_at=NOW, policy=policy)
+    assert channel_title(made) == "Rollback report: search-b: rolled back"
+    text = channel_body(made)
     lines = text.splitlines()
-    assert lines[0] == "📄 *Rollback report: search-b: rolled back*"
     assert "*Trigger:* Trigger 5: Quality Regression at 50% (10:00:00 UTC)" in text
     assert (
         "*Decision:* manual by QA DRI (qa-dri), Sprint DRI (Search) (dri-search) at 10:01:30 UTC, "
@@ -36,7 +37,7 @@ def test_channel_text_is_compact_and_complete(policy: Policy) -> None:
     assert "*Escalations:* 2; follow-ups `follow-ups-search-b-20260302T100134`" in lines
     assert "*Leading hypothesis:* treatment error rate 40× control" in lines
     assert lines[-1] == "Full report: `rollback report -d search-b`"
-    assert len(lines) < 25
+    assert len(lines) < 24
 
 
 async def test_post_report_once_per_key_and_drill_marked(policy: Policy) -> None:

@@ -32,7 +32,7 @@ import httpx
 from temporalio.api.enums.v1 import TimeoutType
 from temporalio.client import Client
 
-from cli.stack import Stack
+from cli.stack import Stack, stop_on_signals
 from client import operations
 from config.connection import connect
 from config.settings import Settings
@@ -279,13 +279,21 @@ async def run(
                     stderr=asyncio.subprocess.DEVNULL,
                 )
                 await asyncio.sleep(0.3)
-            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            cpu_before["benchmark"] = cpu_seconds(os.getpid())
-            storm_start = time.monotonic()
-            took = await send_all(gw, storm_bodies(storm, alerts), seconds, headers, figures)
-            cpu_storm = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-            cpu_storm["benchmark"] = cpu_seconds(os.getpid()) - cpu_before["benchmark"]
-            cpu_wall = time.monotonic() - storm_start
+            try:
+                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                cpu_before["benchmark"] = cpu_seconds(os.getpid())
+                storm_start = time.monotonic()
+                took = await send_all(gw, storm_bodies(storm, alerts), seconds, headers, figures)
+                cpu_storm = {
+                    name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()
+                }
+                cpu_storm["benchmark"] = cpu_seconds(os.getpid()) - cpu_before["benchmark"]
+                cpu_wall = time.monotonic() - storm_start
+            except BaseException:
+                if spy is not None and spy.returncode is None:
+                    spy.kill()  # the storm failed: no profile to finish
+                    await spy.wait()
+                raise
             if spy is not None:
                 await spy.wait()
             changes = await wait_reverted(sim, storm, figures, within=120)
@@ -526,9 +534,23 @@ def main() -> int:
         help="without the canary watches `rollback up` starts (the alert path alone)",
     )
     args = parser.parse_args()
-    code = asyncio.run(
-        run(args.alerts, args.deployments, args.seconds, args.calm, args.flood, not args.no_watch)
-    )
+    # SIGTERM and SIGHUP stop the stack as Ctrl-C does: its parts run in sessions of their own,
+    # so a benchmark that died on a signal would leave them running.
+    with stop_on_signals():
+        try:
+            code = asyncio.run(
+                run(
+                    args.alerts,
+                    args.deployments,
+                    args.seconds,
+                    args.calm,
+                    args.flood,
+                    not args.no_watch,
+                )
+            )
+        except KeyboardInterrupt as stop:
+            print(f"stopped ({stop or 'SIGINT'}); the stack is down", file=sys.stderr)
+            code = 130
     sys.stdout.flush()
     os._exit(code)  # the Temporal client's threads can crash the interpreter's exit
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
 from uuid import uuid4
 
@@ -21,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from cli.stack import stop_on_signals
 from client import operations
 from config.settings import Settings
 from contract.rollback import DecisionInput, RollbackOptions, TriggerEvent
@@ -111,4 +113,11 @@ async def main(runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
-    asyncio.run(main(parser.parse_args().runs))
+    # SIGTERM and SIGHUP stop the dev server as Ctrl-C does (a benchmark that died on a signal
+    # would leave it running).
+    with stop_on_signals():
+        try:
+            asyncio.run(main(parser.parse_args().runs))
+        except KeyboardInterrupt as stop:
+            print(f"stopped ({stop or 'SIGINT'}); the dev server is down", file=sys.stderr)
+            raise SystemExit(130) from None

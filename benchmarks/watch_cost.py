@@ -27,7 +27,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from benchmarks.alert_storm import cpu_seconds, isolated_stack, rss_mb
-from cli.stack import Stack
+from cli.stack import Stack, stop_on_signals
 from client import operations
 from config.connection import connect
 from config.settings import Settings
@@ -151,7 +151,15 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=120)
     args = parser.parse_args()
-    raise SystemExit(asyncio.run(run(args.deployments, args.seconds)))
+    # SIGTERM and SIGHUP stop the stack as Ctrl-C does: its parts run in sessions of their own,
+    # so a benchmark that died on a signal would leave them running.
+    with stop_on_signals():
+        try:
+            code = asyncio.run(run(args.deployments, args.seconds))
+        except KeyboardInterrupt as stop:
+            print(f"stopped ({stop or 'SIGINT'}); the stack is down", file=sys.stderr)
+            code = 130
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The net under every fixture's own `finally`: whatever this session started and is still
     running (a server a failed test orphaned) is killed, and named on stderr."""
-    from tests.cli.stack_helpers import kill_processes_of
+    from tests.cli.stack_helpers import kill_processes_in, kill_processes_of
 
     marker = os.environ.get(SESSION_MARKER)
     if marker:
         left = kill_processes_of(f"{SESSION_MARKER}={marker}")
+        # A redis-server writes its title over its environment: found by where it works.
+        factory = getattr(config, "_tmp_path_factory", None)
+        if factory is not None and factory._basetemp is not None:
+            left += kill_processes_in(factory._basetemp)
         if left:
             print(f"\ntests: killed {len(left)} process(es) left behind: {left}", file=sys.stderr)
 

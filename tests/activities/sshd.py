@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
 from tests.activities.servers import free_port
+from tests.cli.stack_helpers import kill_processes_of
 
 SSHD = shutil.which("sshd") or shutil.which("sshd", path="/usr/sbin:/usr/local/sbin")
 SSH_KEYGEN = shutil.which("ssh-keygen")
@@ -124,6 +126,9 @@ def running_sshd(workdir: Path, token: str) -> Iterator[PlanHost]:
     port = free_port()
     known_hosts = workdir / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {(workdir / 'host_key.pub').read_text()}")
+    # In the environment of sshd, of the session processes it forks (each in a session of its
+    # own, left running when the listener stops) and of the commands they run: what is killed.
+    marker = ("ROLLBACK_TEST_SSHD", uuid4().hex)
     config = workdir / "sshd_config"
     config.write_text(
         f"""HostKey {workdir / "host_key"}
@@ -134,12 +139,15 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-SetEnv PATH={bin_dir}:/usr/bin:/bin
+SetEnv PATH={bin_dir}:/usr/bin:/bin {marker[0]}={marker[1]}
 """
     )
     log = (workdir / "sshd.log").open("w")
     process = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(config), "-p", str(port)], stdout=log, stderr=log
+        [SSHD, "-D", "-e", "-f", str(config), "-p", str(port)],
+        stdout=log,
+        stderr=log,
+        env={**os.environ, marker[0]: marker[1]},
     )
     try:
         deadline = time.monotonic() + 5
@@ -157,13 +165,17 @@ SetEnv PATH={bin_dir}:/usr/bin:/bin
             token=token,
         )
     finally:
-        process.terminate()
         try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        finally:
+            # The listener's exit leaves its connections' processes (and what they run) alive.
+            kill_processes_of(f"{marker[0]}={marker[1]}")
+            log.close()
 
 
 def _listening(port: int) -> bool:

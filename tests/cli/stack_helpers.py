@@ -79,6 +79,7 @@ class Up:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         kill_processes_of(f"ROLLBACK_HOME={self.env['ROLLBACK_HOME']}")
+        kill_processes_in(Path(self.env["ROLLBACK_HOME"]))
 
     def parts(self) -> dict[str, int]:
         """Each part's pid, as the supervisor writes them (ROLLBACK_HOME/stack.json)."""
@@ -99,6 +100,29 @@ def kill_processes_of(marker: str) -> list[int]:
         except OSError:
             continue  # gone, or not ours to read
         if needle in environ:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+def kill_processes_in(directory: Path) -> list[int]:
+    """SIGKILL every process (but this one) whose working directory is `directory` or below
+    it; the pids killed. The redis-server of a stack works in its home (`--dir`) and is found
+    only this way: it writes its process title over its environment, so no marker there is
+    read."""
+    root = str(directory.resolve())
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd").removesuffix(" (deleted)")
+        except OSError:
+            continue  # gone, or not ours to read
+        if cwd == root or cwd.startswith(root + os.sep):
             try:
                 os.kill(int(entry.name), signal.SIGKILL)
                 killed.append(int(entry.name))

@@ -33,7 +33,12 @@ class Live:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await proc.communicate()
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        finally:
+            if proc.returncode is None:  # timed out, or the test was cancelled or failed
+                proc.kill()
+                await proc.wait()
         assert proc.returncode is not None
         return proc.returncode, out.decode(), err.decode()
 

@@ -3,20 +3,56 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
 from runbook.loading import DEFAULT_POLICY
-from tests.cli.stack_helpers import Up, rollback, status, until
+from tests.cli.stack_helpers import (
+    Up,
+    kill_processes_in,
+    kill_processes_of,
+    rollback,
+    status,
+    until,
+)
 
 DEMO_POLICY = DEFAULT_POLICY.parent / "demo.yaml"
 
 pytestmark = pytest.mark.timeout(240)
 
 
+def demo_once(env: dict[str, str], seconds: float) -> subprocess.CompletedProcess[str]:
+    """`rollback demo --once`, and whatever it left of its stack stopped: the demo stops its
+    parts on Ctrl-C (each runs in a session of its own: a killed demo would orphan them), then
+    every process of its home is killed, however it ended."""
+    argv = [sys.executable, "-m", "cli.main", "demo", "--once"]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = proc.communicate(timeout=seconds)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    finally:
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.communicate(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+        finally:
+            kill_processes_of(f"ROLLBACK_HOME={env['ROLLBACK_HOME']}")
+            kill_processes_in(Path(env["ROLLBACK_HOME"]))
+
+
 def test_demo_once_plays_both_acts_and_passes(stack_env: dict[str, str]) -> None:
-    done = rollback(stack_env, "demo", "--once", timeout=200)
+    done = demo_once(stack_env, seconds=200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     out = done.stdout
     assert "Act 1" in out and "Act 2" in out

@@ -45,7 +45,11 @@ def test_named_deployments_start_in_canary_at_their_share() -> None:
         assert wait_for(f"http://127.0.0.1:{port}/lb/search-a/split").json()["treatment"] == 25
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
 
 
 @pytest.mark.parametrize(

@@ -278,6 +278,7 @@ async def record_watches(env: WorkflowEnvironment, names: list[str]) -> None:
     for name, events in (("canary_watch", 2_000), ("canary_watch_handed_over", 40)):
         if names and name not in names:
             continue
+
         def reading(index: int) -> CanaryReading:
             breaching = {**HEALTHY, "error_rate": 0.05} if 2 <= index < 12 else HEALTHY
             return CanaryReading(values=breaching, treatment=25)

@@ -39,6 +39,17 @@ def gateway(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes
         )
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL; reaped either way."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def alert(deployment: str) -> dict[str, object]:
     return {
         "version": "4",
@@ -86,8 +97,10 @@ async def test_two_workers_and_two_gateways_complete_every_rollback_once_through
             w.env = {**w.env, "ROLLBACK_POLICY": str(policy_file)}
             w.start()
         ports = [free_port(), free_port()]
-        gateways = [gateway(a.env, p, tmp_path / f"gw{p}.log") for p in ports]
+        gateways: list[subprocess.Popen[bytes]] = []
         try:
+            for port in ports:
+                gateways.append(gateway(a.env, port, tmp_path / f"gw{port}.log"))
             async with httpx.AsyncClient(timeout=10) as http:
                 for port in ports:
                     for _ in range(100):
@@ -141,7 +154,6 @@ async def test_two_workers_and_two_gateways_complete_every_rollback_once_through
                 assert len(runs) == 1, (name, runs)
         finally:
             for g in gateways:
-                g.terminate()
-                g.wait(timeout=10)
+                stop(g)
             for name in names:
                 await terminate_rollback(local_env.client, name)

@@ -117,7 +117,10 @@ def _run_cli(*args: str) -> subprocess.Popen[str]:
 )
 def test_cli_bad_arguments_exit_2_with_one_line(args: list[str]) -> None:
     process = _run_cli(*args)
-    _, stderr = process.communicate(timeout=20)
+    try:
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        _stop(process)  # one that took the arguments and serves instead
     assert process.returncode == 2
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert stderr.startswith("python -m simulator: error: ")
@@ -141,5 +144,15 @@ def test_cli_serves() -> None:
                 time.sleep(0.05)
         assert r.json() == {"deployments": ["search-a", "b"]}
     finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Stopped if still running (gently, then not), and reaped."""
+    if process.poll() is None:
         process.terminate()
-        process.communicate(timeout=10)
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()

@@ -7,7 +7,8 @@
    - search-a (50 %): a quality regression; the two-person window open, the QA DRI's seat filled;
    - search-b (5 %): a quality regression; the QA DRI investigating (the window extended);
    - search-c (25 %): an automatic rollback done, in its stability watch, its follow-ups started;
-   - search-d (25 %): its canary watch mid-sustain of an error-rate fault.
+   - search-d (25 %): its canary watch mid-sustain of an error-rate fault (the simulator, which
+     keeps its state in memory, gets the fault again when it restarts with the stack).
 2. The stack is stopped (SIGTERM), and today's code starts `rollback up` on the same home.
 3. Each finishes under today's code: the Sprint DRI fills search-a's second seat, the QA DRI
    approves search-b, search-c's follow-ups take an acknowledgement, search-d's watch raises its
@@ -32,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from tests.cli.stack_helpers import free_ports, kill_processes_of
+from tests.cli.stack_helpers import free_ports, kill_processes_in, kill_processes_of
 
 HERE = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = {"search-a": 50, "search-b": 5, "search-c": 25, "search-d": 25}
@@ -81,7 +82,7 @@ class Stack:
             if check(current):
                 return current
             if time.monotonic() > deadline:
-                raise SystemExit(f"{deployment}: {what} not reached: state {current['state']}")
+                raise SystemExit(f"{deployment}: {what} not reached: {json.dumps(current)[:6000]}")
             time.sleep(1)
 
     def stop(self) -> None:
@@ -158,6 +159,10 @@ def before(stack: Stack) -> None:
 
 
 def after(stack: Stack) -> None:
+    # The simulator keeps its state in memory and restarts with the stack: the fault a real
+    # target would still have is injected again (the watch's clock restarts with the readings).
+    target = stack.env["ROLLBACK_TARGET_URL"]
+    httpx.post(f"{target}/faults/search-d", json={"treatment_error_rate": 0.05}).raise_for_status()
     must(
         stack.cli("decide", "-d", "search-a", "--approve", "--as", "dri-search"), "search-a: seat 2"
     )
@@ -170,7 +175,7 @@ def after(stack: Stack) -> None:
         raise SystemExit(f"search-c's follow-ups did not judge the acknowledgement: {early}")
     stack.until(
         "search-d",
-        lambda s: s["trigger"] == "error_rate" and s["state"] == "following_up",
+        lambda s: s.get("trigger") == "error_rate" and s.get("state") == "following_up",
         240,
         "rolled back by its watch",
     )
@@ -253,6 +258,7 @@ def main(release: str, keep: bool) -> int:
         return 0
     finally:
         kill_processes_of(f"ROLLBACK_HOME={env['ROLLBACK_HOME']}")
+        kill_processes_in(work)
         subprocess.run(
             ["git", "-C", str(HERE), "worktree", "remove", "--force", str(old)],
             capture_output=True,

@@ -21,8 +21,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two test processes: most tests wait on real servers, so two share two cores well (the suite's
+# time halves); every test starts its own servers and ports, none depends on another's order.
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist load
 
 demo: $(STAMP)
 	$(BIN)/rollback demo

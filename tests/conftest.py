@@ -29,6 +29,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     running (a server a failed test orphaned) is killed, and named on stderr."""
     from tests.cli.stack_helpers import kill_processes_in, kill_processes_of
 
+    if hasattr(config, "workerinput"):
+        return  # a pytest-xdist worker: the controller sweeps once all of them have ended
     marker = os.environ.get(SESSION_MARKER)
     if marker:
         left = kill_processes_of(f"{SESSION_MARKER}={marker}")

@@ -24,8 +24,9 @@ from activities.drivers.build import Drivers, build_drivers
 from activities.drivers.haproxy import HaproxyLoadBalancer
 from activities.metrics import MetricsProvider, build_provider
 from activities.targets import Target, substitute
+from client.signing import KeySigner, SigningError
 from runbook.policy import MetricQuery, Policy, Targets
-from runbook.readiness import Check, authority_checks
+from runbook.readiness import Check, authority_checks, identity_checks
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -39,7 +40,7 @@ VARIANTS = ("treatment", "control")
 async def run_preflight(settings: Settings, policy: Policy, deployment: str) -> list[Check]:
     """Every check, in the order the plan lists them; `passed` on each. Never raises for a
     target that is down or refuses: that is a failed check, with its fix."""
-    checks = authority_checks(policy)
+    checks = authority_checks(policy) + identity_checks(policy) + gateway_checks(settings, policy)
     async with httpx.AsyncClient(timeout=settings.http_timeout) as http:
         slack = await _slack_checks(settings, policy, http)
         checks += slack.checks
@@ -49,6 +50,57 @@ async def run_preflight(settings: Settings, policy: Policy, deployment: str) -> 
         checks += _escalation_checks(policy, slack.reachable, paged)
         checks += await _tool_checks(settings, policy, deployment, http)
     return checks
+
+
+def gateway_checks(settings: Settings, policy: Policy) -> list[Check]:
+    """The gateway's own settings for proven Slack acts: its key (whose public half the policy
+    lists) and the one Slack workspace it serves."""
+    if not policy.signed():
+        return []
+    listed = [
+        " ".join(k.split()[:2]) for k in (policy.identity.gateway_keys if policy.identity else [])
+    ]
+    path = settings.gateway_signing_key
+    if path is None:
+        key = Check(
+            id="identity.gateway_signing_key",
+            area="identity",
+            name="The gateway's signing key",
+            passed=False,
+            detail="ROLLBACK_GATEWAY_SIGNING_KEY is not set: Slack acts would be relayed unsigned",
+            fix="make one with `ssh-keygen -t ed25519 -N '' -f gateway_key` and set "
+            "ROLLBACK_GATEWAY_SIGNING_KEY to its path",
+        )
+    else:
+        try:
+            public = " ".join(KeySigner.from_file(path).public_line.split()[:2])
+            ok = public in listed
+            detail = (
+                f"{path}: its public half is in identity.gateway_keys"
+                if ok
+                else f"{path}: its public half is not in identity.gateway_keys"
+            )
+        except SigningError as error:
+            ok, detail = False, str(error)
+        key = Check(
+            id="identity.gateway_signing_key",
+            area="identity",
+            name="The gateway's signing key",
+            passed=ok,
+            detail=detail,
+            fix=f"add `ssh-keygen -y -f {path}` to identity.gateway_keys",
+        )
+    team = Check(
+        id="identity.slack_team",
+        area="identity",
+        name="The Slack workspace served",
+        passed=bool(settings.slack_team_id),
+        detail=f"clicks from workspace {settings.slack_team_id} only"
+        if settings.slack_team_id
+        else "ROLLBACK_SLACK_TEAM_ID is not set: a click from any workspace would be taken",
+        fix="set ROLLBACK_SLACK_TEAM_ID to your workspace's id (T…)",
+    )
+    return [key, team]
 
 
 def all_passed(checks: list[Check]) -> bool:

@@ -4,6 +4,7 @@ Slack buttons)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +15,7 @@ from cli.errors import Failure, UserError
 from cli.output import Format, console, print_json, reply_line
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
+from cli.signing import KeyOption, current_run, now_and_id, proof
 from cli.temporal import answered_or_stored, client_for
 from client import operations
 from config.settings import Settings, load_settings
@@ -25,6 +27,7 @@ from contract.rollback import (
     EscalationAck,
     workflow_id,
 )
+from runbook.policy import Policy
 
 
 def ack(
@@ -48,6 +51,7 @@ def ack(
         ),
     ] = None,
     note: Annotated[str, typer.Option("--note", help="a note for the record")] = "",
+    key: KeyOption = None,
     format: FormatOption = Format.text,
 ) -> None:
     """Acknowledge a due follow-up (its owner's role or the escalation path may), or an
@@ -65,17 +69,32 @@ def ack(
         raise UserError("name a FOLLOW_UP or --escalation KEY (one of them)")
     target: str
     reply: DecisionReply
+    made_at, request_id = now_and_id()
     if escalation is not None:
-        key = None if escalation == "all" else escalation
-        esc = EscalationAck(key=key, person=person, via="cli", who=person)
-        target, reply = asyncio.run(_ack_escalation(settings, deployment, esc))
+        which = None if escalation == "all" else escalation
+        esc = EscalationAck(
+            key=which,
+            person=person,
+            via="cli",
+            who=person,
+            made_at=made_at,
+            request_id=request_id,
+        )
+        target, reply = asyncio.run(_ack_escalation(settings, policy, deployment, esc, key))
     else:
         known = [f.id for f in policy.follow_ups]
         if follow_up not in known:
             raise UserError(f"unknown follow-up {follow_up!r} (known: {', '.join(known)})")
         assert follow_up is not None
-        fu = FollowUpAck(follow_up=follow_up, person=person, via="cli", note=note)
-        target, reply = asyncio.run(_ack(settings, deployment, fu))
+        fu = FollowUpAck(
+            follow_up=follow_up,
+            person=person,
+            via="cli",
+            note=note,
+            made_at=made_at,
+            request_id=request_id,
+        )
+        target, reply = asyncio.run(_ack(settings, policy, deployment, fu, key))
     if format is Format.json:
         print_json({"workflow_id": target, **reply.model_dump(mode="json")})
     else:
@@ -85,9 +104,23 @@ def ack(
 
 
 async def _ack_escalation(
-    settings: Settings, deployment: str, ack: EscalationAck
+    settings: Settings, policy: Policy, deployment: str, ack: EscalationAck, key: Path | None
 ) -> tuple[str, DecisionReply]:
     client = await client_for(settings)
+    assert ack.person is not None and ack.made_at is not None and ack.request_id is not None
+    signed = await proof(
+        policy,
+        act="ack_escalation",
+        person=ack.person,
+        deployment=deployment,
+        made_at=ack.made_at,
+        request_id=ack.request_id,
+        key=key,
+        rollback=await current_run(client, workflow_id(deployment)),
+        window=ack.key or "all",
+        choice="ack",
+    )
+    ack = ack.model_copy(update={"proof": signed})
     reply = await answered_or_stored(
         client,
         settings,
@@ -100,7 +133,9 @@ async def _ack_escalation(
     return workflow_id(deployment), reply
 
 
-async def _ack(settings: Settings, deployment: str, ack: FollowUpAck) -> tuple[str, DecisionReply]:
+async def _ack(
+    settings: Settings, policy: Policy, deployment: str, ack: FollowUpAck, key: Path | None
+) -> tuple[str, DecisionReply]:
     client = await client_for(settings)
     try:
         runs = await operations.find_follow_ups(client, deployment)
@@ -114,6 +149,21 @@ async def _ack(settings: Settings, deployment: str, ack: FollowUpAck) -> tuple[s
     target = runs[0]
     if not target.running:
         raise Failure(f"the follow-ups of {deployment!r} ({target.workflow_id}) have ended")
+    assert ack.made_at is not None and ack.request_id is not None
+    signed = await proof(
+        policy,
+        act="ack_follow_up",
+        person=ack.person,
+        deployment=deployment,
+        made_at=ack.made_at,
+        request_id=ack.request_id,
+        key=key,
+        rollback=target.workflow_id,
+        window=ack.follow_up,
+        choice="ack",
+        reason=ack.note,
+    )
+    ack = ack.model_copy(update={"proof": signed})
     try:
         reply = await answered_or_stored(
             client,

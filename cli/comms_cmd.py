@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -11,6 +12,7 @@ from cli.errors import UserError
 from cli.output import Format, show_reply
 from cli.policy_cmd import read_policy
 from cli.rollback_cmds import Deployment, FormatOption, check_deployment, check_person
+from cli.signing import KeyOption, current_run, now_and_id, proof
 from cli.temporal import answered_or_stored, client_for
 from config.settings import Settings, load_settings
 from contract.rollback import (
@@ -20,6 +22,7 @@ from contract.rollback import (
     DecisionReply,
     workflow_id,
 )
+from runbook.policy import Policy
 
 
 def comms(
@@ -34,7 +37,9 @@ def comms(
     audience: Annotated[
         str, typer.Option("--audience", help="audience id whose wording waits")
     ] = "customer_comms",
-    note: Annotated[str, typer.Option("--note", help="a note for the record")] = "",
+    reason: Annotated[str, typer.Option("--reason", "-r", help="why, for the record")] = "",
+    note: Annotated[str, typer.Option("--note", hidden=True, help="the old name of --reason")] = "",
+    key: KeyOption = None,
     format: FormatOption = Format.text,
 ) -> None:
     """Approve or hold a message whose wording waits for approval (customer comms).
@@ -55,21 +60,43 @@ def comms(
             f"(audiences that need approval: {', '.join(held) or 'none'})"
         )
     action: Literal["approve", "deny"] = "approve" if approve else "deny"
+    made_at, request_id = now_and_id()
     approval = CommsApprovalInput(
         action=action,
         person=check_person(policy, as_user),
         audience=audience,
         via="cli",
-        note=note,
+        reason=(reason or note).strip(),
+        made_at=made_at,
+        request_id=request_id,
     )
-    reply = asyncio.run(_comms(settings, deployment, approval))
+    reply = asyncio.run(_comms(settings, policy, deployment, approval, key))
     show_reply(reply, format)
 
 
 async def _comms(
-    settings: Settings, deployment: str, approval: CommsApprovalInput
+    settings: Settings,
+    policy: Policy,
+    deployment: str,
+    approval: CommsApprovalInput,
+    key: Path | None,
 ) -> DecisionReply:
     client = await client_for(settings)
+    assert approval.made_at is not None and approval.request_id is not None
+    signed = await proof(
+        policy,
+        act="comms",
+        person=approval.person,
+        deployment=deployment,
+        made_at=approval.made_at,
+        request_id=approval.request_id,
+        key=key,
+        rollback=await current_run(client, workflow_id(deployment)),
+        window=approval.audience,
+        choice=approval.action,
+        reason=approval.reason,
+    )
+    approval = approval.model_copy(update={"proof": signed})
     return await answered_or_stored(
         client,
         settings,

@@ -50,6 +50,7 @@ def demo(
     # The story needs the demo policy's short periods, whatever ROLLBACK_POLICY says: every
     # part (the watches included) runs on it, and the screen names it.
     extra["ROLLBACK_POLICY"] = str(DEMO_POLICY)
+    os.environ["ROLLBACK_POLICY"] = str(DEMO_POLICY)  # and the commands the story types
     stack = Stack(settings, home, dict(DEPLOYMENTS), extra_env=extra)
     typer.echo(f"Starting the embedded stack (state in {home}/, policy {DEMO_POLICY.name}):")
     with stack:

@@ -21,6 +21,7 @@ AREAS = {
     "authority": "Authority confirmation",
     "tools": "Tool access",
     "escalation": "Escalation path",
+    "identity": "Who acted, proven",
 }
 
 

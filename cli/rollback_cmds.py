@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -15,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from cli.errors import Failure, UserError
 from cli.output import Format, console, print_json, show_reply
 from cli.policy_cmd import read_policy
+from cli.signing import KeyOption, current_run, now_and_id, open_window, proof
 from cli.temporal import (
     answered_or_stored,
     client_for,
@@ -69,6 +71,7 @@ def trigger(
         int | None, typer.Option("--phase", help="phase label; the live split wins")
     ] = None,
     drill: Annotated[bool, typer.Option("--drill", help="mark the rollback as a drill")] = False,
+    key: KeyOption = None,
     format: FormatOption = Format.text,
 ) -> None:
     """Raise a trigger: starts the deployment's rollback, or joins the one running.
@@ -85,15 +88,17 @@ def trigger(
     if phase is not None and phase not in policy.phases:
         raise UserError(f"--phase: {phase} is not a canary phase (phases: {policy.phases})")
     person = check_person(policy, as_user)
+    made_at, request_id = now_and_id()
     event = TriggerEvent(
         trigger=trigger,
         phase=phase,
         reason=reason,
         source="cli",
         raised_by=person,
-        received_at=datetime.now(UTC),
+        received_at=made_at,
+        delivery_key=request_id,
     )
-    raised, why = asyncio.run(_trigger(settings, policy, deployment, event, drill))
+    raised, why = asyncio.run(_trigger(settings, policy, deployment, event, drill, key))
     reply = raised.reply
     stored = f"{why}, so the trigger was stored durably; {STORED}"
     if format is Format.json:
@@ -127,9 +132,28 @@ STORED = (
 
 
 async def _trigger(
-    settings: Settings, policy: Policy, deployment: str, event: TriggerEvent, drill: bool
+    settings: Settings,
+    policy: Policy,
+    deployment: str,
+    event: TriggerEvent,
+    drill: bool,
+    key: Path | None,
 ) -> tuple[operations.Raised, str]:
     """The rollback's verdict, or the trigger stored and why it was not answered."""
+    assert event.raised_by is not None and event.received_at is not None
+    signed = await proof(
+        policy,
+        act="trigger",
+        person=event.raised_by,
+        deployment=deployment,
+        made_at=event.received_at,
+        request_id=event.delivery_key or "",
+        key=key,
+        drill=drill,
+        choice=event.trigger,
+        reason=event.reason,
+    )
+    event = event.model_copy(update={"proof": signed})
     client = await client_for(settings)
     options = RollbackOptions(ui_metadata=settings.ui_metadata, drill=drill)
     found = await live_workers(client, settings)
@@ -156,12 +180,22 @@ def decide(
     investigating: Annotated[
         bool, typer.Option("--investigating", help="extend the window while investigating")
     ] = False,
-    note: Annotated[str, typer.Option("--note", help="a note for the record")] = "",
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", "-r", help="why: required with --deny and --investigating, shown everywhere"
+        ),
+    ] = "",
+    note: Annotated[str, typer.Option("--note", hidden=True, help="the old name of --reason")] = "",
+    key: KeyOption = None,
     format: FormatOption = Format.text,
 ) -> None:
-    """Decide an open decision window (authority is checked by the rollback itself).
+    """Decide an open decision window (authority is checked by the rollback itself; under
+    `identity.cli: signed` the decision is signed with your key).
 
-    Example: rollback decide -d search-b --approve --as qa-dri
+    Example: rollback decide -d search-b --approve --as qa-dri --key ~/.ssh/id_ed25519
+
+    A deny says why: rollback decide -d search-b --deny -r "dip within noise" --as qa-dri
     """
     chosen = [
         name
@@ -174,15 +208,48 @@ def decide(
     policy = read_policy(settings.policy)
     check_deployment(deployment)
     action: DecisionAction = chosen[0]  # type: ignore[assignment]
+    why = (reason or note).strip()
+    if action != "approve" and not why:
+        raise UserError(
+            f"--reason: say why you {'deny' if action == 'deny' else 'investigate'} (the "
+            "record, the report and the channel show it): --reason TEXT"
+        )
+    made_at, request_id = now_and_id()
     decision = DecisionInput(
-        action=action, person=check_person(policy, as_user), via="cli", note=note
+        action=action,
+        person=check_person(policy, as_user),
+        via="cli",
+        reason=why,
+        made_at=made_at,
+        request_id=request_id,
     )
-    reply = asyncio.run(_decide(settings, deployment, decision))
+    reply = asyncio.run(_decide(settings, policy, deployment, decision, key))
     show_reply(reply, format)
 
 
-async def _decide(settings: Settings, deployment: str, decision: DecisionInput) -> DecisionReply:
+async def _decide(
+    settings: Settings,
+    policy: Policy,
+    deployment: str,
+    decision: DecisionInput,
+    key: Path | None,
+) -> DecisionReply:
     client = await client_for(settings)
+    assert decision.made_at is not None and decision.request_id is not None
+    signed = await proof(
+        policy,
+        act="decide",
+        person=decision.person,
+        deployment=deployment,
+        made_at=decision.made_at,
+        request_id=decision.request_id,
+        key=key,
+        rollback=await current_run(client, workflow_id(deployment)),
+        window=await open_window(client, deployment),
+        choice=decision.action,
+        reason=decision.reason,
+    )
+    decision = decision.model_copy(update={"proof": signed})
     return await answered_or_stored(
         client,
         settings,
@@ -388,6 +455,21 @@ def render_status(s: RollbackStatus) -> None:
             f"approvers: {' or '.join(' + '.join(x) for x in d.approvers)}; "
             f"votes: {d.votes or 'none'}"
         )
+    if s.acts:
+        acts = Table(title="Who acted, proven")
+        for column in ("At", "Person", "Act", "Choice", "Proven by", "Reason"):
+            acts.add_column(column)
+        for act in s.acts[-12:]:
+            proven = {"asserted": "asserted (not proven)", "refused": f"refused: {act.detail}"}
+            acts.add_row(
+                f"{act.at:%H:%M:%S}",
+                act.person,
+                act.act,
+                act.choice,
+                proven.get(act.how, act.detail),
+                act.reason,
+            )
+        console.print(acts)
     if s.steps:
         steps = Table(title="Steps")
         for column in ("Step", "Outcome", "Seconds", "Budget", "Summary"):

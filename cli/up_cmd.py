@@ -10,6 +10,7 @@ from cli.errors import UserError
 from cli.simulate_cmd import parse_deployments
 from cli.stack import Stack, stop_on_signals
 from config.settings import Settings, load_settings
+from runbook.loading import load_policy
 
 DEFAULT_DEPLOYMENTS = {"search-a": 25, "search-b": 50}
 
@@ -58,6 +59,21 @@ def up(
             typer.echo(f"\nStopped{why}: every part, in reverse order.")
 
 
+def signing_hint(settings: Settings) -> str:
+    """Under a signing policy, the example says how to sign (or how to try without)."""
+    try:
+        signed = load_policy(settings.policy).signed()
+    except Exception:  # the stack reports a bad policy itself
+        return ""
+    if not signed:
+        return ""
+    return (
+        " --key ~/.ssh/id_ed25519\n"
+        "       (identity.cli is signed: your key must be in the policy; to try the engine "
+        "without keys, ROLLBACK_POLICY=policies/asserted.yaml)"
+    )
+
+
 def ready_text(settings: Settings, stack: Stack) -> str:
     token_hint = (
         "ROLLBACK_ALERTS_TOKEN"
@@ -69,7 +85,7 @@ def ready_text(settings: Settings, stack: Stack) -> str:
         f"  Alertmanager → http://{settings.gateway_host}:{settings.gateway_port}"
         f"/alerts/alertmanager (Bearer: {token_hint})\n"
         "  Try: rollback trigger -d search-a -t gate_failure -r 'recall gate failed' "
-        "--as dri-backend\n"
+        f"--as dri-backend{signing_hint(settings)}\n"
         "       rollback status\n"
         "Ctrl-C (or SIGTERM, SIGHUP) stops everything; a part that dies is restarted; "
         "`rollback up` again resumes what was in flight."

@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     slack_api_url: str | None = Field(
         None, description="Slack Web API base URL (a stand-in in tests), e.g. http://…/api/"
     )
+    slack_team_id: str | None = Field(
+        None,
+        description="the Slack workspace (T…) the gateway serves: a click from another is refused",
+    )
+    gateway_signing_key: Path | None = Field(
+        None,
+        description="the gateway's OpenSSH ed25519 private key: what it relays from Slack is "
+        "signed with it (its public half goes in the policy's identity.gateway_keys)",
+    )
     ui_url: str = Field("http://127.0.0.1:8233", description="Temporal Web UI, for links")
     pagerduty_events_url: str | None = Field(
         None,

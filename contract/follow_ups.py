@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from contract.outbox import Outgoing
 from contract.rollback import DecisionReply, RollbackOptions
+from runbook.identity import Proof
 from runbook.policy import Policy
 from runbook.status import FollowUpsStatus
 
@@ -49,6 +50,7 @@ class FollowUpAck(BaseModel):
     person: str
     via: str = "cli"
     note: str = ""
+    proof: Proof | None = None
     request_id: str | None = None
     made_at: AwareDatetime | None = Field(
         default=None,

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, Field
 
 from contract.outbox import Outgoing
+from runbook.identity import Proof
 from runbook.policy import Policy
 from runbook.status import DecisionAction, DecisionMessage, RollbackState, RollbackStatus
 
@@ -88,6 +89,9 @@ class TriggerEvent(BaseModel):
         description="when the sender received it (the gateway, the CLI); the trigger's instant "
         "when it waited for a worker",
     )
+    proof: Proof | None = Field(
+        default=None, description="a person's trigger: their signature (runbook/identity.py)"
+    )
 
 
 class TriggerBatch(BaseModel):
@@ -112,6 +116,14 @@ class DecisionInput(BaseModel):
     person: str = Field(description="roster person id")
     via: str = "cli"
     note: str = ""
+    """Kept for inputs recorded before `reason`; never read."""
+    reason: str = Field(default="", description="why: required to deny or to investigate")
+    message: str = Field(
+        default="", description="Slack: `channel/ts` of the decision message whose button it was"
+    )
+    proof: Proof | None = Field(
+        default=None, description="who decided, proven: their signature, or the gateway's"
+    )
     request_id: str | None = Field(
         default=None, description="the same id twice (a double click) counts once"
     )
@@ -136,6 +148,9 @@ class CommsApprovalInput(BaseModel):
     audience: str = "customer_comms"
     via: str = "cli"
     note: str = ""
+    """Kept for inputs recorded before `reason`; never read."""
+    reason: str = Field(default="", description="why: required to hold the wording")
+    proof: Proof | None = None
     request_id: str | None = Field(
         default=None, description="the same id twice (a double click) counts once"
     )
@@ -159,6 +174,7 @@ class EscalationAck(BaseModel):
     request_id: str | None = None
     made_at: AwareDatetime | None = None
     """When it was made, with its time zone (a naive time cannot be judged against deadlines)."""
+    proof: Proof | None = None
 
 
 class PendingTrigger(BaseModel):
@@ -208,6 +224,8 @@ class RollbackRun(BaseModel):
     """Trigger ids that fired after the rollback (the escalation path heard of each once)."""
     resolved: list[str] = []
     """Triggers whose resolution is on the timeline (a storm of them is recorded once)."""
+    runs: list[str] = []
+    """This incident's run ids, oldest first (bounded): a signed act names the run it saw."""
     missed_targets: dict[str, datetime] = {}
     """Response targets escalated as missed, with when they were due."""
     decision_message: DecisionMessage | None = None

@@ -34,6 +34,7 @@ from gateway.decisions import (
     deliver_decision,
     deliver_escalation_ack,
 )
+from gateway.relay import Relay
 from gateway.temporal_link import TemporalLink, TemporalUnavailable
 from runbook.authority import may_decide
 from runbook.matrix import describe_role_sets
@@ -77,6 +78,47 @@ class BadSlackRequest(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Clicked:
+    """Who clicked, as Slack's signed request says, and the message the button was on."""
+
+    user_id: str
+    team: str
+    person: str
+    response_url: str
+    message: str
+    """`channel/ts`: the decision the click is for is the one posted there."""
+
+
+REASON_VIEW = "rollback_reason"
+"""The modal asking why a person denies or investigates."""
+
+
+def reason_view(action: str, metadata: str) -> dict[str, Any]:
+    """Slack's modal (Block Kit): one required multi-line input, the click kept in
+    `private_metadata` (Slack keeps it; the person cannot change it)."""
+    verb = "Deny the rollback" if action == "deny" else "Investigate first"
+    return {
+        "type": "modal",
+        "callback_id": REASON_VIEW,
+        "title": {"type": "plain_text", "text": verb[:24]},
+        "submit": {"type": "plain_text", "text": "Deny" if action == "deny" else "Extend"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": metadata,
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": {
+                    "type": "plain_text",
+                    "text": "Why? (the record, the report and the channel show it)",
+                },
+                "element": {"type": "plain_text_input", "action_id": "reason", "multiline": True},
+            }
+        ],
+    }
+
+
 FollowUp = Callable[[], Coroutine[Any, Any, None]]
 
 
@@ -93,6 +135,11 @@ class SlackHandler:
     policy: Policy
     link: TemporalLink
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
+    relay: Relay | None = None
+
+    def __post_init__(self) -> None:
+        if self.relay is None:
+            self.relay = Relay(self.settings)
 
     # --- interactivity -----------------------------------------------------------------
 
@@ -100,6 +147,8 @@ class SlackHandler:
         """`made_at`: when the person clicked (bounded by Slack's signed timestamp); a decision
         is judged against the window's deadline by it, however late a worker sees it."""
         made_at = made_at or datetime.now(UTC)
+        if payload.get("type") == "view_submission":
+            return self._reasoned(payload, made_at)
         if payload.get("type") != "block_actions":
             return Handled()
         try:
@@ -126,6 +175,10 @@ class SlackHandler:
             kind = "escalation"
         else:
             return Handled()
+        assert self.relay is not None
+        team, foreign = self.relay.workspace(payload)
+        if foreign is not None:
+            return Handled(later=self._reply_later(response_url, f"⛔ {foreign}"))
         person = self.policy.person_by_slack_id(user_id)
         if person is None:
             text = (
@@ -133,25 +186,26 @@ class SlackHandler:
                 f"counted. {NOT_COUNTED[kind]}"
             )
             return Handled(later=self._reply_later(response_url, text))
+        clicked = Clicked(user_id, team, person, response_url, f"{channel}/{message_ts}")
         # A double click (same person, same button, same message) counts once.
         request_id = f"slack:{channel}:{message_ts}:{user_id}:{action_id}"
         if kind == "ack":
-            return self._acknowledge(value, person, request_id, response_url, made_at)
+            return self._acknowledge(value, clicked, request_id, made_at)
         if kind == "comms":
-            return self._approve_comms(value, action_id, person, request_id, response_url, made_at)
+            return self._approve_comms(value, action_id, clicked, request_id, made_at)
         if kind == "escalation":
-            return self._acknowledge_escalation(value, person, request_id, response_url, made_at)
-        decision = DecisionInput(
-            action=ACTIONS[action_id],
-            person=person,
-            via="slack",
-            request_id=request_id,
-            made_at=made_at,
-        )
-
+            return self._acknowledge_escalation(value, clicked, request_id, made_at)
         problem = deployment_problem(value, "the button's deployment")
         if problem is not None:
             return Handled(later=self._reply_later(response_url, f"⚠️ {problem}: {OUTDATED}"))
+        action = ACTIONS[action_id]
+        if action != "approve":
+            # A deny or an investigation says why before anything counts: a modal asks.
+            trigger_id = str(payload.get("trigger_id") or "")
+            return Handled(
+                later=self._ask_reason(trigger_id, value, action, clicked, request_id, made_at)
+            )
+        decision = self._decision(value, action, clicked, request_id, made_at, "")
 
         async def later() -> None:
             text = await deliver_decision(self.link, value, decision)
@@ -159,9 +213,138 @@ class SlackHandler:
 
         return Handled(later=later)
 
+    def _decision(
+        self,
+        deployment: str,
+        action: DecisionAction,
+        clicked: Clicked,
+        request_id: str,
+        made_at: datetime,
+        reason: str,
+    ) -> DecisionInput:
+        """The click as the rollback receives it: bound to its message, signed by the gateway."""
+        assert self.relay is not None
+        return DecisionInput(
+            action=action,
+            person=clicked.person,
+            via="slack",
+            request_id=request_id,
+            made_at=made_at,
+            reason=reason,
+            message=clicked.message,
+            proof=self.relay.proof(
+                "decide",
+                person=clicked.person,
+                deployment=deployment,
+                slack_user=clicked.user_id,
+                slack_team=clicked.team,
+                made_at=made_at,
+                request_id=request_id,
+                choice=action,
+                reason=reason,
+                message=clicked.message,
+            ),
+        )
+
+    def _ask_reason(
+        self,
+        trigger_id: str,
+        deployment: str,
+        action: DecisionAction,
+        clicked: Clicked,
+        request_id: str,
+        made_at: datetime,
+    ) -> FollowUp:
+        """Slack's modal for the reason (`views.open`, within the click's 3 seconds); the
+        decision goes to the rollback when the person submits it (`_reasoned`), judged by when
+        they clicked."""
+        metadata = json.dumps(
+            {
+                "deployment": deployment,
+                "action": action,
+                "user": clicked.user_id,
+                "team": clicked.team,
+                "message": clicked.message,
+                "response_url": clicked.response_url,
+                "request_id": request_id,
+                "made_at": made_at.isoformat(),
+            }
+        )
+
+        async def later() -> None:
+            opened = await self._slack_api(
+                "views.open", {"trigger_id": trigger_id, "view": reason_view(action, metadata)}
+            )
+            if opened is not None:
+                await self.respond(
+                    clicked.response_url,
+                    f"⚠️ Slack could not ask for your reason ({opened}): nothing was counted. Run "
+                    f'`rollback decide -d {deployment} --{action} --reason "…" --as '
+                    f"{clicked.person}`.",
+                )
+
+        return later
+
+    def _reasoned(self, payload: dict[str, Any], made_at: datetime) -> Handled:
+        """The reason modal submitted: the decision, with its reason, to the rollback."""
+        view = payload.get("view") or {}
+        if view.get("callback_id") != REASON_VIEW:
+            return Handled()
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+            reason = str(view["state"]["values"]["reason"]["reason"]["value"] or "").strip()
+            user_id = str(payload["user"]["id"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise BadSlackRequest(f"view_submission without {error}") from None
+        if not reason:
+            return Handled(ack={"response_action": "errors", "errors": {"reason": "Say why."}})
+        assert self.relay is not None
+        team, foreign = self.relay.workspace(payload)
+        person = self.policy.person_by_slack_id(user_id)
+        if foreign is not None or person is None or user_id != meta.get("user"):
+            why = foreign or "only the person who clicked can give the reason"
+            return Handled(ack={"response_action": "errors", "errors": {"reason": why}})
+        deployment = str(meta.get("deployment") or "")
+        action = meta.get("action")
+        if deployment_problem(deployment) is not None or action not in ("deny", "investigating"):
+            raise BadSlackRequest("view_submission: private_metadata is not the gateway's")
+        clicked = Clicked(user_id, team, person, str(meta["response_url"]), str(meta["message"]))
+        decision = self._decision(
+            deployment,
+            action,
+            clicked,
+            str(meta["request_id"]),
+            datetime.fromisoformat(str(meta["made_at"])),
+            reason,
+        )
+
+        async def later() -> None:
+            text = await deliver_decision(self.link, deployment, decision)
+            await self.respond(clicked.response_url, text)
+
+        return Handled(ack=None, later=later)
+
+    async def _slack_api(self, method: str, body: dict[str, Any]) -> str | None:
+        """A Slack Web API call with the bot token; None when it went through, else why not."""
+        token = self.settings.slack_bot_token
+        if not token:
+            return "the gateway has no ROLLBACK_SLACK_BOT_TOKEN"
+        base = (self.settings.slack_api_url or "https://slack.com/api").rstrip("/")
+        try:
+            answer = await self.http.post(
+                f"{base}/{method}", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            data = answer.json()
+        except (httpx.HTTPError, ValueError) as error:
+            return f"{method}: {error}"
+        if not isinstance(data, dict) or not data.get("ok"):
+            return f"{method}: {data.get('error') if isinstance(data, dict) else data}"
+        return None
+
     def _acknowledge(
-        self, value: str, person: str, request_id: str, response_url: str, made_at: datetime
+        self, value: str, clicked: Clicked, request_id: str, made_at: datetime
     ) -> Handled:
+        person, response_url = clicked.person, clicked.response_url
         fields = _button_value(value, "workflow_id", "follow_up")
         target = fields.get("workflow_id", "")
         if not fields or not target.startswith(follow_ups_id("")):
@@ -170,12 +353,25 @@ class SlackHandler:
         problem = deployment_problem(deployment, "the button's deployment")
         if problem is not None or not FOLLOW_UPS_ID.fullmatch(target):
             return Handled(later=self._reply_later(response_url, OUTDATED))
+        assert self.relay is not None
         ack = FollowUpAck(
             follow_up=fields["follow_up"],
             person=person,
             via="slack",
             request_id=request_id,
             made_at=made_at,
+            proof=self.relay.proof(
+                "ack_follow_up",
+                person=person,
+                deployment=deployment,
+                slack_user=clicked.user_id,
+                slack_team=clicked.team,
+                made_at=made_at,
+                request_id=request_id,
+                choice="ack",
+                window=fields["follow_up"],
+                rollback=target,
+            ),
         )
 
         async def later() -> None:
@@ -185,8 +381,9 @@ class SlackHandler:
         return Handled(later=later)
 
     def _acknowledge_escalation(
-        self, value: str, person: str, request_id: str, response_url: str, made_at: datetime
+        self, value: str, clicked: Clicked, request_id: str, made_at: datetime
     ) -> Handled:
+        person, response_url = clicked.person, clicked.response_url
         fields = _button_value(value, "deployment", "key")
         if not fields:
             return Handled(later=self._reply_later(response_url, OUTDATED))
@@ -194,13 +391,26 @@ class SlackHandler:
         problem = deployment_problem(deployment, "the button's deployment")
         if problem is not None:
             return Handled(later=self._reply_later(response_url, f"⚠️ {problem}: {OUTDATED}"))
+        assert self.relay is not None
+        key = fields["key"][:200]
         ack = EscalationAck(
-            key=fields["key"][:200],
+            key=key,
             person=person,
             via="slack",
             who=self.policy.people[person].name,
             request_id=request_id,
             made_at=made_at,
+            proof=self.relay.proof(
+                "ack_escalation",
+                person=person,
+                deployment=deployment,
+                slack_user=clicked.user_id,
+                slack_team=clicked.team,
+                made_at=made_at,
+                request_id=request_id,
+                choice="ack",
+                window=key,
+            ),
         )
 
         async def later() -> None:
@@ -213,11 +423,11 @@ class SlackHandler:
         self,
         value: str,
         action_id: str,
-        person: str,
+        clicked: Clicked,
         request_id: str,
-        response_url: str,
         made_at: datetime,
     ) -> Handled:
+        person, response_url = clicked.person, clicked.response_url
         fields = _button_value(value, "deployment", "audience")
         if not fields:
             return Handled(later=self._reply_later(response_url, OUTDATED))
@@ -225,6 +435,7 @@ class SlackHandler:
         problem = deployment_problem(deployment, "the button's deployment")
         if problem is not None:
             return Handled(later=self._reply_later(response_url, f"⚠️ {problem}: {OUTDATED}"))
+        assert self.relay is not None
         approval = CommsApprovalInput(
             action=COMMS_ACTIONS[action_id],
             person=person,
@@ -232,6 +443,17 @@ class SlackHandler:
             via="slack",
             request_id=request_id,
             made_at=made_at,
+            proof=self.relay.proof(
+                "comms",
+                person=person,
+                deployment=deployment,
+                slack_user=clicked.user_id,
+                slack_team=clicked.team,
+                made_at=made_at,
+                request_id=request_id,
+                choice=COMMS_ACTIONS[action_id],
+                window=fields["audience"],
+            ),
         )
 
         async def later() -> None:
@@ -274,13 +496,34 @@ class SlackHandler:
                     "are not one in the roster. Ask one, or raise it as an alert."
                 )
             )
+        assert self.relay is not None
+        team = fields.get("team_id", "")
+        if self.relay.team and team != self.relay.team:
+            return Handled(
+                ack=_ephemeral(
+                    f"⛔ This command comes from another Slack workspace ({team or 'unknown'}) "
+                    "than the one the rollback engine serves: nothing was started."
+                )
+            )
+        delivery_key = f"slack:command:{user_id}:{fields.get('trigger_id') or made_at}"
         event = TriggerEvent(
             trigger="operational_anomaly",
             reason=reason,
             source="slack",
             raised_by=person,
             received_at=made_at,
-            delivery_key=f"slack:command:{user_id}:{fields.get('trigger_id') or made_at}",
+            delivery_key=delivery_key,
+            proof=self.relay.proof(
+                "trigger",
+                person=person,
+                deployment=deployment,
+                slack_user=user_id,
+                slack_team=team,
+                made_at=made_at,
+                request_id=delivery_key,
+                choice="operational_anomaly",
+                reason=reason,
+            ),
         )
 
         async def later() -> None:

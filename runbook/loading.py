@@ -243,6 +243,29 @@ def check_references(policy: Policy) -> Iterator[Problem]:
     for i, follow_up in enumerate(policy.follow_ups):
         if follow_up.owner not in roles:
             yield Problem(f"follow_ups.{i}.owner", f"unknown role {follow_up.owner!r}")
+    yield from _check_identities(policy)
+
+
+def _check_identities(policy: Policy) -> Iterator[Problem]:
+    """Two people are two keys and two Slack users: one key (or one Slack id) listed for two
+    people would let one person fill both seats of a two-person approval."""
+    owners: dict[str, str] = {}
+    slack: dict[str, str] = {}
+    for person_id, person in policy.people.items():
+        other = slack.setdefault(person.slack_user_id, person_id)
+        if other != person_id:
+            yield Problem(
+                f"people.{person_id}.slack_user_id",
+                f"{person.slack_user_id} is also {other}'s: one Slack user is one person",
+            )
+        for i, line in enumerate(person.signing_keys):
+            key = " ".join(line.split()[:2])
+            holder = owners.setdefault(key, person_id)
+            if holder != person_id:
+                yield Problem(
+                    f"people.{person_id}.signing_keys.{i}",
+                    f"the same key is {holder}'s: one key is one person",
+                )
 
 
 def _check_phase_keys(where: str, keys: Any, phases: list[int]) -> Iterator[Problem]:

@@ -13,9 +13,10 @@ import operator
 from datetime import timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from runbook.durations import Duration, NonNegativeDuration, PositiveDuration
+from runbook.identity import key_problem
 from runbook.schema import PolicyModel, judged
 from runbook.targets import HTTP_PATH_NAMES, TargetDrivers, missing_http_paths
 from runbook.wording import FACTS, unknown_facts
@@ -82,6 +83,44 @@ class Person(PolicyModel):
     pagerduty_routing_key: str | None = Field(default=None, pattern=ROUTING_KEY)
     """Pages this person (through their PagerDuty service) when an escalation reaches a role of
     theirs."""
+    signing_keys: list[str] = []
+    """OpenSSH public key lines (`ssh-ed25519 AAAA… you@laptop`): an act of theirs from the CLI
+    counts only when signed by one of these (under `identity.cli: signed`)."""
+
+    @field_validator("signing_keys")
+    @classmethod
+    def _keys_are_openssh_lines(cls, keys: list[str], info: ValidationInfo) -> list[str]:
+        if judged(info):
+            for i, line in enumerate(keys):
+                problem = key_problem(line)
+                if problem is not None:
+                    raise ValueError(f"signing_keys.{i}: {problem}")
+        return keys
+
+
+class Identity(PolicyModel):
+    """How the engine knows who acted (README: "Who acted, proven")."""
+
+    cli: Literal["signed", "asserted"] = "signed"
+    """signed: a person's act from the CLI counts only when signed by one of their
+    `signing_keys`; asserted: `--as` is taken as said, and every record says so (demo, tests).
+    Drills are always asserted."""
+    gateway_keys: list[str] = []
+    """The gateway's public key lines (the public half of ROLLBACK_GATEWAY_SIGNING_KEY): a Slack
+    act counts only when the gateway that verified Slack's signature and workspace signed it."""
+    max_age: PositiveDuration = timedelta(minutes=10)
+    """A signed act is judged only this long after it was made (a captured signature sent again
+    later is refused)."""
+
+    @field_validator("gateway_keys")
+    @classmethod
+    def _gateway_keys_are_openssh_lines(cls, keys: list[str], info: ValidationInfo) -> list[str]:
+        if judged(info):
+            for i, line in enumerate(keys):
+                problem = key_problem(line)
+                if problem is not None:
+                    raise ValueError(f"{i}: {problem}")
+        return keys
 
 
 class Escalation(PolicyModel):
@@ -446,6 +485,8 @@ class Policy(PolicyModel):
     roster: dict[str, list[str]]
     escalation_path: list[str]
     escalation: Escalation = Escalation()
+    identity: Identity | None = None
+    """None: a policy recorded before identity existed, judged as it was then (asserted)."""
     triggers: dict[str, Trigger]
     decision_matrix: dict[str, DecisionRow]
     authority_matrix: dict[str, dict[int, AuthorityCell]]
@@ -536,6 +577,11 @@ class Policy(PolicyModel):
 
     def roles_of(self, person: str) -> frozenset[str]:
         return frozenset(role for role, members in self.roster.items() if person in members)
+
+    def signed(self, drill: bool = False) -> bool:
+        """Whether a person's act from the CLI must be signed (never in a drill, never under a
+        policy recorded before identity existed)."""
+        return self.identity is not None and self.identity.cli == "signed" and not drill
 
     def person_by_slack_id(self, slack_user_id: str) -> str | None:
         for person_id, person in self.people.items():

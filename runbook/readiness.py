@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from runbook.matrix import all_resolutions
 from runbook.policy import Policy
 
-Area = Literal["authority", "tools", "escalation"]
+Area = Literal["authority", "tools", "escalation", "identity"]
 
 PLACEHOLDER = re.compile(
     r"\[[^\]]*\]|<[^>]*>|\b(TBD|TBC|TODO|FIXME|changeme|placeholder|unknown)\b|x{3,}|\?{2,}",
@@ -164,3 +164,54 @@ def _shortened(reasons: list[str], keep: int = 4) -> list[str]:
     if len(unique) <= keep:
         return unique
     return [*unique[:keep], f"and {len(unique) - keep} more"]
+
+
+def identity_checks(policy: Policy) -> list[Check]:
+    """Under `identity.cli: signed`: every person who decides, raises, approves or acknowledges
+    something has a signing key, and the gateway's key is in the policy (else a Slack act cannot
+    be proven). Under `asserted`, one line says that nobody's identity is proven."""
+    if not policy.signed():
+        return [
+            Check(
+                id="identity.mode",
+                area="identity",
+                name="Who acted, proven",
+                passed=policy.identity is not None,
+                detail="identity.cli is asserted: `--as` is taken as said (demo and tests only)"
+                if policy.identity is not None
+                else "the policy has no identity section: every act is asserted",
+                fix="set identity.cli: signed and list each person's signing_keys",
+            )
+        ]
+    assert policy.identity is not None
+    people = sorted({p for role in roles_needed(policy) for p in policy.people_with_role(role)})
+    checks = []
+    for person in people:
+        keys = policy.people[person].signing_keys
+        checks.append(
+            Check(
+                id=f"identity.key.{person}",
+                area="identity",
+                name=f"{policy.people[person].name}: signing key",
+                passed=bool(keys),
+                detail=f"{len(keys)} key(s)"
+                if keys
+                else "no signing key: their acts from the CLI would be refused",
+                fix=f"add their ~/.ssh/id_ed25519.pub line to people.{person}.signing_keys",
+            )
+        )
+    gateway = policy.identity.gateway_keys
+    checks.append(
+        Check(
+            id="identity.gateway_keys",
+            area="identity",
+            name="The gateway's key in the policy",
+            passed=bool(gateway),
+            detail=f"{len(gateway)} key(s)"
+            if gateway
+            else "identity.gateway_keys is empty: no Slack decision can be proven",
+            fix="add the public half of ROLLBACK_GATEWAY_SIGNING_KEY to identity.gateway_keys "
+            "(`ssh-keygen -y -f KEY`)",
+        )
+    )
+    return checks

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from runbook.durations import format_duration, spoken
 from runbook.history_timeline import HistoryEntry, HistoryTimeline, person_label
+from runbook.identity import Proof, Verified, claimed, verify
 from runbook.matrix import describe_role_sets, resolve
 from runbook.policy import STEP_IDS, Policy, RoleSets
 from runbook.status import (
@@ -22,6 +23,7 @@ from runbook.status import (
     FollowUpsStatus,
     OpenDecision,
     PendingComms,
+    PersonAct,
     RollbackStatus,
     RootCauseMaterial,
     StepRecord,
@@ -163,6 +165,21 @@ class RootCauseReport(BaseModel):
     """Step 7's plan (Markdown), when its result is in the history."""
 
 
+class SignatureCheck(BaseModel):
+    """One signed act from the history, verified again offline (runbook/identity.py): by whom
+    and what it signed, and whether the signature holds against the policy the rollback ran
+    under."""
+
+    at: datetime
+    event: str
+    person: str
+    act: str
+    choice: str
+    holds: bool
+    detail: str
+    """The key's fingerprint (or the Slack user and workspace), or why it does not hold."""
+
+
 class CommsReport(BaseModel):
     audience: str
     name: str
@@ -210,6 +227,10 @@ class RollbackReport(BaseModel):
     timeline_source: Literal["history", "status"]
     timeline: list[TimelineLine]
     notes: list[str]
+    acts: list[PersonAct] = []
+    """People's acts, each with how the rollback knew who made it (as it judged them)."""
+    signatures: list[SignatureCheck] = []
+    """Every signature in the history, verified again offline against the recorded policy."""
 
     def to_markdown(self) -> str:
         return _markdown(self)
@@ -276,7 +297,63 @@ def build_report(
         timeline_source="history" if history else "status",
         timeline=_timeline(status, history),
         notes=list(notes or []),
+        acts=list(status.acts),
+        signatures=signature_checks(history, policy),
     )
+
+
+def signature_checks(
+    history: HistoryTimeline | None, policy: Policy | None
+) -> list[SignatureCheck]:
+    """Every signal and update in the history that carries a proof, its signature and signer
+    checked again against `policy` (the recorded one): what an incident reviewer can trust
+    without trusting the engine's word, or its status."""
+    if history is None or policy is None:
+        return []
+    checks = []
+    for entry in history.entries:
+        raw = entry.payload.get("proof") if entry.kind in ("signal", "update") else None
+        if not isinstance(raw, dict):
+            continue
+        try:
+            proof = Proof.model_validate(raw)
+        except ValueError:
+            continue
+        statement = claimed(proof)
+        if statement is None:
+            checks.append(
+                SignatureCheck(
+                    at=entry.at,
+                    event=f"{entry.kind} {entry.name}",
+                    person=str(entry.person or "?"),
+                    act=entry.name,
+                    choice="",
+                    holds=False,
+                    detail="the signed statement is not one of ours",
+                )
+            )
+            continue
+        person = policy.people.get(statement.person)
+        verdict = verify(
+            statement,
+            proof,
+            person_keys=list(person.signing_keys) if person else [],
+            person_slack=person.slack_user_id if person else "",
+            gateway_keys=list(policy.identity.gateway_keys) if policy.identity else [],
+            signed=True,
+        )
+        checks.append(
+            SignatureCheck(
+                at=entry.at,
+                event=f"{entry.kind} {entry.name}",
+                person=statement.person,
+                act=statement.act,
+                choice=statement.choice,
+                holds=isinstance(verdict, Verified),
+                detail=verdict.detail if isinstance(verdict, Verified) else verdict.reason,
+            )
+        )
+    return checks
 
 
 # --- sections ------------------------------------------------------------------------------
@@ -582,6 +659,44 @@ QUIET = ("timer_started", "timer_canceled")
 """Budget timers that started and were canceled in time: every step has two; not shown."""
 
 
+def _acts_md(r: RollbackReport) -> list[str]:
+    """Who acted, how each was proven, and the signatures checked again from the history."""
+    out = ["## Who acted, proven", ""]
+    if not r.acts:
+        out += ["No person acted (or the rollback predates the record of acts).", ""]
+    else:
+        out += [
+            "| At | Person | Act | Choice | Proven by | Reason |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for a in r.acts:
+            proven = a.detail if a.how != "refused" else f"refused: {a.detail}"
+            if a.how == "asserted":
+                proven = "asserted (not proven)"
+            out.append(
+                f"| {_when(a.at)} | {_cell(a.person)} | {a.act} | {_cell(a.choice)} | "
+                f"{_cell(proven)} | {_cell(a.reason or '-')} |"
+            )
+        out.append("")
+    if r.signatures:
+        holding = sum(c.holds for c in r.signatures)
+        out += [
+            f"Signatures in the workflow's history, verified again offline against the policy "
+            f"it ran under: **{holding} of {len(r.signatures)} hold**.",
+            "",
+        ]
+        out += [
+            f"- {_when(c.at)} {c.event}: {c.person} {c.act} {c.choice}: "
+            + ("holds, " if c.holds else "DOES NOT HOLD: ")
+            + c.detail
+            for c in r.signatures
+        ]
+        out.append("")
+    elif r.timeline_source == "history":
+        out += ["No signed act in the workflow's history.", ""]
+    return out
+
+
 def _markdown(r: RollbackReport) -> str:
     drill = " (DRILL)" if r.drill else ""
     out = [f"# Rollback report: {r.deployment}{drill}", ""]
@@ -616,6 +731,7 @@ def _markdown(r: RollbackReport) -> str:
     ]
     out += ["" if r.escalations else "None.", ""]
     out += _root_cause_md(r.root_cause)
+    out += _acts_md(r)
     if r.comms:
         out += ["## Communications held for approval", ""]
         out += [

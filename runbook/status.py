@@ -103,6 +103,10 @@ class OpenDecision(BaseModel):
     extend_by_seconds: float | None
     extend_until: datetime | None
     votes: dict[str, DecisionAction] = {}
+    proven: dict[str, str] = {}
+    """How each voter was proven: "ssh-ed25519 SHA256:…", "Slack U… in T…", "asserted"."""
+    reasons: dict[str, str] = {}
+    """Why each voter decided as they did (a deny and an investigation always say)."""
     closed_at: datetime | None = None
     outcome: str = ""
     """How it closed: approved, denied, expired with the default applied, superseded."""
@@ -113,6 +117,21 @@ class DecisionMessage(BaseModel):
 
     channel: str
     ts: str | None = None
+
+
+class PersonAct(BaseModel):
+    """One act of a person (a trigger, a vote, an approval, an acknowledgement), with how the
+    engine knows who made it: the record of who did what, shown by the status and the report."""
+
+    at: datetime
+    act: str
+    person: str
+    choice: str = ""
+    how: Literal["key", "slack", "asserted", "refused"]
+    detail: str = ""
+    """The key's fingerprint, the Slack user and workspace, "asserted", or why it was refused."""
+    reason: str = ""
+    accepted: bool = True
 
 
 class RecoveryMeasure(BaseModel):
@@ -222,6 +241,8 @@ class RollbackStatus(BaseModel):
     figures_before: dict[str, float | None] = {}
     """The metrics read when the rollback started: the "before" of every message."""
     escalations: list[EscalationRecord] = []
+    acts: list[PersonAct] = []
+    """People's acts with how each was proven (the latest, bounded)."""
     folded: int = 0
     """Timeline entries left out of `timeline` to keep it bounded; the workflow's history has
     them all (`rollback report` reads it)."""

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.procedure import RollbackActivities
     from contract.rollback import CommsApprovalInput, DecisionReply
     from runbook.authority import may_decide
+    from runbook.identity import Refused
     from runbook.matrix import approvers_for, describe_role_sets
     from runbook.policy import Policy
     from runbook.status import PendingComms, RollbackState
@@ -42,6 +43,7 @@ class CommsApprovals:
         pending: list[PendingComms],
         replies: dict[str, DecisionReply],
         escalate: Callable[[str, str], None],
+        prove: Callable[[CommsApprovalInput, bool], Refused | None],
     ) -> None:
         self._policy = policy
         self._state = state
@@ -53,6 +55,7 @@ class CommsApprovals:
         self._replies = replies
         """The run's replies by request id (carried over continue-as-new)."""
         self._escalate = escalate
+        self._prove = prove
 
     def open(self, held: AudienceResult, phase: int, now: datetime) -> PendingComms:
         audience = next(a for a in self._policy.notifications.audiences if a.id == held.audience)
@@ -137,11 +140,11 @@ class CommsApprovals:
 
     # --- votes, from the update or the signal --------------------------------------------
 
-    def vote(self, inp: CommsApprovalInput) -> DecisionReply:
+    def vote(self, inp: CommsApprovalInput, arrived_now: bool = True) -> DecisionReply:
         """A repeated request id (a double click, an update then its signal) counts once."""
-        return once(self._replies, inp.request_id, lambda: self._vote(inp))
+        return once(self._replies, inp.request_id, lambda: self._vote(inp, arrived_now))
 
-    def _vote(self, inp: CommsApprovalInput) -> DecisionReply:
+    def _vote(self, inp: CommsApprovalInput, arrived_now: bool) -> DecisionReply:
         who = inp.person
         now = workflow.now()
         made = min(inp.made_at or now, now)
@@ -165,6 +168,9 @@ class CommsApprovals:
             return reject(f"no {inp.audience} message is waiting for approval")
         if who not in self._policy.people:
             return reject(f"{who!r} is not in the roster")
+        refused = self._prove(inp, arrived_now)
+        if refused is not None:
+            return reject(refused.reason)
         if not may_decide(self._policy, who, pending.approvers):
             needed = describe_role_sets(self._policy, pending.approvers)
             return reject(f"{self._name(who)} may not approve {pending.name}: needs {needed}")

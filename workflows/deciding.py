@@ -9,7 +9,7 @@ long history hands over in the middle of a window and the next run goes on where
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
@@ -18,6 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import EscalationInput, ReadFiguresInput
     from activities.procedure import RollbackActivities
     from contract.rollback import DecisionInput, DecisionReply, PendingTrigger, TriggerEvent
+    from runbook.authority import may_decide
+    from runbook.identity import Refused, Verified, stamp
     from runbook.matrix import Resolution, describe_role_sets
     from workflows import metering
     from workflows import search_attributes as sa
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.intake import Intake, Judged
     from workflows.once import once
     from workflows.people import role_holders
+    from workflows.proving import prove, record
     from workflows.rollback_record import RollbackRecord
 
 Next = Literal["rollback", "continue", "rejected", "handover"]
@@ -188,19 +191,95 @@ class Deciding:
             # was made) once the window is open, not refused as early.
             self.rb.state.held.append(inp)
             return
-        self.decide(inp)
+        self.decide(inp, arrived_now=False)
 
-    def decide(self, inp: DecisionInput) -> DecisionReply:
+    def decide(self, inp: DecisionInput, arrived_now: bool = True) -> DecisionReply:
         if self.before_first_window():
             # Not kept for its request id: the same decision stored as a signal (the CLI's
             # fallback) is held and judged once the window is open.
-            return self._vote(inp)
-        return once(self.rb.state.replies, inp.request_id, lambda: self._vote(inp))
+            return self._vote(inp, arrived_now)
+        return once(self.rb.state.replies, inp.request_id, lambda: self._vote(inp, arrived_now))
 
-    def _vote(self, inp: DecisionInput) -> DecisionReply:
+    def _refused(self, inp: DecisionInput, reason: str) -> DecisionReply:
+        rb = self.rb
+        label = f"{inp.action} by {rb.person_name(inp.person)} via {inp.via}"
+        rb.record("decision_rejected", f"{label} rejected: {reason}", by=inp.person)
+        self._changed()
+        return DecisionReply(accepted=False, message=reason, state=rb.status.state)
+
+    def _problem(self, inp: DecisionInput) -> str | None:
+        """What makes a decision unusable before its author is even checked: a deny or an
+        investigation without a reason, a click on another message than the open window's."""
+        rb = self.rb
+        if (
+            inp.action in ("deny", "investigating")
+            and not inp.reason.strip()
+            and rb.policy.identity is not None
+        ):
+            flag = "--deny" if inp.action == "deny" else "--investigating"
+            return f"a {inp.action} needs its reason: {flag} --reason TEXT (Slack asks for it)"
+        posted = rb.state.decision_message
+        clicked = inp.via == "slack" and inp.message and posted is not None
+        if clicked and posted is not None and inp.message != f"{posted.channel}/{posted.ts}":
+            return (
+                "this button is on another message than the open decision's: nothing was "
+                "counted (use the buttons of the current request)"
+            )
+        return None
+
+    def _may_count(self, inp: DecisionInput) -> bool:
+        """An open window and one of its approvers: only then is the act itself checked
+        (otherwise the window refuses it, and says why)."""
+        decision = self.window.current
+        return (
+            self.window.is_open
+            and decision is not None
+            and inp.person in self.policy.people
+            and may_decide(self.policy, inp.person, decision.approvers)
+        )
+
+    def _proven(self, inp: DecisionInput, made: datetime, arrived_now: bool) -> Verified | Refused:
+        """Who decided, proven, against the window it was made for (a CLI that could not read
+        the window signs none, bound to the window open when it is judged; a Slack click is
+        bound to its message instead, which `_problem` checks)."""
+        rb, decision = self.rb, self.window.current
+        window = stamp(decision.opened_at) if decision is not None else ""
+        verdict = prove(
+            rb,
+            "decide",
+            inp.person,
+            inp.proof,
+            {
+                "window": window,
+                "choice": inp.action,
+                "reason": inp.reason,
+                "made_at": stamp(inp.made_at or made),
+                "request_id": inp.request_id or "",
+                "via": inp.via,
+                "message": inp.message,
+            },
+            {"window": {window, ""}},
+            arrived_now=arrived_now,
+        )
+        record(rb, "decide", inp.person, verdict, choice=inp.action, reason=inp.reason, at=made)
+        return verdict
+
+    def _vote(self, inp: DecisionInput, arrived_now: bool = True) -> DecisionReply:
         rb = self.rb
         now = workflow.now()
-        vote = self.window.vote(inp.person, inp.action, inp.via, inp.made_at or now, now)
+        made = min(inp.made_at or now, now)
+        proven = "asserted"  # unless checked below: the window refuses it (closed, not theirs)
+        if self._may_count(inp):
+            problem = self._problem(inp)
+            if problem is not None:
+                return self._refused(inp, problem)
+            verdict = self._proven(inp, made, arrived_now)
+            if isinstance(verdict, Refused):
+                return self._refused(inp, verdict.reason)
+            proven = verdict.label()
+        vote = self.window.vote(
+            inp.person, inp.action, inp.via, made, now, proven=proven, reason=inp.reason
+        )
         if vote.accepted:
             rb.state.last_via = inp.via
         for note in vote.notes:

@@ -129,10 +129,14 @@ class DecisionWindow:
         via: str,
         made_at: datetime,
         now: datetime,
+        proven: str = "asserted",
+        reason: str = "",
     ) -> VoteOutcome:
-        """One person's answer, made at `made_at` (never later than `now`, when it is seen)."""
+        """One person's answer, made at `made_at` (never later than `now`, when it is seen);
+        `proven`: how the engine knows it was them (a key, Slack, or only asserted)."""
         made = min(made_at, now)
-        label = f"{action} by {self.name(person)} via {via}"
+        why = f": {reason}" if reason else ""
+        label = f"{action} by {self.name(person)} via {via} [{proven}]{why}"
 
         def reject(reason: str) -> VoteOutcome:
             notes: list[Note] = [("decision_rejected", f"{label} rejected: {reason}", person)]
@@ -152,8 +156,14 @@ class DecisionWindow:
                 outcome.notes.insert(0, expired)
             return outcome
         if action == "investigating":
+            decision.proven[person] = proven
+            if reason:
+                decision.reasons[person] = reason
             return self._extend(decision, person, label, made)
         decision.votes[person] = action
+        decision.proven[person] = proven
+        if reason:
+            decision.reasons[person] = reason
         tally = count(self.policy, decision.votes, decision.approvers, action)
         if not tally.complete:
             message = (

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         FollowUpsRun,
     )
     from contract.rollback import STATUS_QUERY, DecisionReply, TriggerEvent
+    from runbook.identity import Refused, check, expected, stamp
     from runbook.status import FollowUpItem, FollowUpsStatus, TimelineEntry
     from workflows.handover import history_long, quiesce
     from workflows.messenger import MESSAGE_RETRY, Messenger, describe_failure
@@ -133,10 +134,10 @@ class FollowUpsWorkflow:
         ),
     )
     def on_acknowledgement(self, ack: FollowUpAck) -> None:
-        self._acknowledge_once(ack)
+        self._acknowledge_once(ack, arrived_now=False)
 
-    def _acknowledge_once(self, ack: FollowUpAck) -> DecisionReply:
-        return once(self._run.replies, ack.request_id, lambda: self._acknowledge(ack))
+    def _acknowledge_once(self, ack: FollowUpAck, arrived_now: bool = True) -> DecisionReply:
+        return once(self._run.replies, ack.request_id, lambda: self._acknowledge(ack, arrived_now))
 
     @workflow.signal(
         name=INCIDENT_SIGNAL,
@@ -167,11 +168,38 @@ class FollowUpsWorkflow:
 
     # --- one follow-up -----------------------------------------------------------------
 
-    def _acknowledge(self, ack: FollowUpAck) -> DecisionReply:
+    def _acknowledge(self, ack: FollowUpAck, arrived_now: bool = True) -> DecisionReply:
         """Judged by when it was made: an acknowledgement made before the follow-up was due is
         refused, one made before its escalation counts as on time even if it arrives later."""
         now = workflow.now()
         made = min(ack.made_at or now, now)
+        statement = expected(
+            "ack_follow_up",
+            ack.person,
+            self._inp.deployment,
+            ack.proof,
+            {
+                "rollback": workflow.info().workflow_id,
+                "window": ack.follow_up,
+                "choice": "ack",
+                "reason": ack.note,
+                "made_at": stamp(ack.made_at or made),
+                "request_id": ack.request_id or "",
+                "via": ack.via,
+            },
+        )
+        verdict = check(
+            self._policy,
+            statement,
+            ack.proof,
+            drill=self._inp.options.drill,
+            now=now if arrived_now else made,
+        )
+        if isinstance(verdict, Refused):
+            self._record(
+                "ack_rejected", f"acknowledgement by {ack.person} refused: {verdict.reason}"
+            )
+            return DecisionReply(accepted=False, message=verdict.reason, state="following_up")
         item = next((i for i in self._s.items if i.id == ack.follow_up), None)
         allowed = (
             {self._specs[ack.follow_up].owner, *self._policy.escalation_path} if item else set()
@@ -191,7 +219,10 @@ class FollowUpsWorkflow:
             after = item.escalated_at is not None and made >= item.escalated_at
             late = " (after escalation)" if after or item.state == "missed" else ""
             self._finish(
-                item, "done", by=ack.person, detail=f"acknowledged{late}: {ack.note}".rstrip(": ")
+                item,
+                "done",
+                by=ack.person,
+                detail=f"acknowledged{late} [{verdict.label()}]: {ack.note}".rstrip(": "),
             )
             return DecisionReply(
                 accepted=True, message=f"{item.name}: acknowledged", state="following_up"

@@ -21,9 +21,11 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from contract.rollback import PendingTrigger, TriggerEvent, TriggerReply
     from runbook.authority import may_decide
+    from runbook.identity import Refused, stamp
     from runbook.matrix import Resolution, auto_at_every_phase, describe_role_sets, resolve
     from workflows.live_split import LiveSplit
     from workflows.once import REMEMBERED
+    from workflows.proving import prove, record
     from workflows.rollback_record import RollbackRecord
 
 ROLLING = ("rolling_back", "stabilizing", "investigating")
@@ -176,6 +178,26 @@ class Intake:
             known = ", ".join(policy.triggers)
             self.refuse(ticket, f"unknown trigger {event.trigger!r} (known: {known})")
             return None
+        if event.raised_by is not None:
+            verdict = prove(
+                rb,
+                "trigger",
+                event.raised_by,
+                event.proof,
+                {
+                    "rollback": "",
+                    "choice": event.trigger,
+                    "reason": event.reason,
+                    "made_at": stamp(event.received_at or at),
+                    "request_id": event.delivery_key or "",
+                    "via": event.source,
+                },
+                arrived_now=ticket is not None,
+            )
+            record(rb, "trigger", event.raised_by, verdict, choice=event.trigger, at=at)
+            if isinstance(verdict, Refused):
+                self.refuse(ticket, f"{trigger.name} by {event.raised_by}: {verdict.reason}")
+                return None
         phase: int | None
         if not self.split.known and auto_at_every_phase(policy, event.trigger):
             # Decided alike at every phase: no need to wait for the split before the stop,

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         TriggerReply,
         deployment_problem,
     )
+    from runbook.identity import Refused, stamp
     from runbook.status import RollbackStatus
     from runbook.timing import intervals
     from workflows import search_attributes as sa
@@ -55,10 +56,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.live_split import LiveSplit
     from workflows.once import once
     from workflows.procedure import Procedure
+    from workflows.proving import prove, record
     from workflows.rollback_record import RollbackRecord, fresh_status
     from workflows.stability_watch import StabilityWatch
 
 FINAL = ("rolled_back", "incomplete", "continued", "rejected", "failed")
+RUNS_KEPT = 50
 HANDED_OVER = MappingProxyType(
     {
         "start": "a new run: trigger(s) came as the previous run ended",
@@ -86,6 +89,7 @@ class RollbackWorkflow:
             s.comms,
             rb.state.replies,
             rb.escalate,
+            self._prove_comms,
         )
         self.procedure = Procedure(rb, self.comms)
         self.deciding = Deciding(rb, self.intake, self.procedure.deadlines)
@@ -106,6 +110,7 @@ class RollbackWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
             return self.status()
         shown = asyncio.ensure_future(rb.show())
+        state.runs = [*state.runs, workflow.info().run_id][-RUNS_KEPT:]
         rb.messenger.resume()
         if inp.carried is None or state.stage == "start":
             rb.upsert(
@@ -208,7 +213,7 @@ class RollbackWorkflow:
         ),
     )
     def on_comms_approval(self, inp: CommsApprovalInput) -> None:
-        self.comms.vote(inp)
+        self.comms.vote(inp, arrived_now=False)
         self.rb.details()
 
     @workflow.update(
@@ -228,10 +233,30 @@ class RollbackWorkflow:
         description="An escalation acknowledgement stored while no worker answered",
     )
     def on_escalation_ack(self, ack: EscalationAck) -> None:
-        once(self.rb.state.replies, ack.request_id, lambda: self._acknowledge(ack))
+        once(self.rb.state.replies, ack.request_id, lambda: self._acknowledge(ack, False))
 
-    def _acknowledge(self, ack: EscalationAck) -> DecisionReply:
+    def _acknowledge(self, ack: EscalationAck, arrived_now: bool = True) -> DecisionReply:
         rb = self.rb
+        if ack.person is not None:  # PagerDuty's word comes through the gateway, verified there
+            made = min(ack.made_at or workflow.now(), workflow.now())
+            verdict = prove(
+                rb,
+                "ack_escalation",
+                ack.person,
+                ack.proof,
+                {
+                    "window": ack.key or "all",
+                    "choice": "ack",
+                    "made_at": stamp(ack.made_at or made),
+                    "request_id": ack.request_id or "",
+                    "via": ack.via,
+                },
+                arrived_now=arrived_now,
+            )
+            record(rb, "ack_escalation", ack.person, verdict, choice=ack.key or "all", at=made)
+            if isinstance(verdict, Refused):
+                rb.record("escalation_ack_refused", verdict.reason, by=ack.person)
+                return DecisionReply(accepted=False, message=verdict.reason, state=rb.status.state)
         problem = rb.escalations.problem(ack)
         if problem is not None:
             rb.record("escalation_ack_refused", problem, by=ack.person or ack.who or ack.via)
@@ -263,6 +288,28 @@ class RollbackWorkflow:
     )
     def run_state(self) -> RollbackRun:
         return self._carried(self.rb.state.stage)
+
+    def _prove_comms(self, inp: CommsApprovalInput, arrived_now: bool) -> Refused | None:
+        """Who approved or held the wording, proven (None: it counts)."""
+        rb = self.rb
+        made = min(inp.made_at or workflow.now(), workflow.now())
+        verdict = prove(
+            rb,
+            "comms",
+            inp.person,
+            inp.proof,
+            {
+                "window": inp.audience,
+                "choice": inp.action,
+                "reason": inp.reason,
+                "made_at": stamp(inp.made_at or made),
+                "request_id": inp.request_id or "",
+                "via": inp.via,
+            },
+            arrived_now=arrived_now,
+        )
+        record(rb, "comms", inp.person, verdict, choice=inp.action, reason=inp.reason, at=made)
+        return verdict if isinstance(verdict, Refused) else None
 
     # --- the end -------------------------------------------------------------------------
 

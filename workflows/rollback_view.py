@@ -66,7 +66,11 @@ def markdown(s: RollbackStatus, policy: Policy) -> str:
         lines.append(f"**Trigger:** {policy.triggers[s.trigger].name} at {s.phase}%")
     if s.decision:
         d = s.decision
-        votes = ", ".join(f"{policy.people[p].name}: {v}" for p, v in d.votes.items())
+        votes = ", ".join(
+            f"{policy.people[p].name}: {v} ({d.proven.get(p, 'asserted')})"
+            + (f", because: {d.reasons[p]}" if p in d.reasons else "")
+            for p, v in d.votes.items()
+        )
         lines += [
             f"**Decision by:** {describe_role_sets(policy, d.approvers)}",
             f"**Deadline:** {at_clock(d.deadline)}, then {d.default_action}",
@@ -74,6 +78,16 @@ def markdown(s: RollbackStatus, policy: Policy) -> str:
         ]
     if s.decided_by:
         lines.append(f"**Decided by:** {', '.join(s.decided_by)}")
+    if s.acts:
+        lines += ["", "**Who acted, proven:**", ""]
+        for act in s.acts[-8:]:
+            proven = "asserted (not proven)" if act.how == "asserted" else act.detail
+            if act.how == "refused":
+                proven = f"refused: {act.detail}"
+            why = f"; because: {act.reason}" if act.reason else ""
+            lines.append(
+                f"- {act.at:%H:%M:%S} UTC {act.person} {act.act} {act.choice}: {proven}{why}"
+            )
     by_step: dict[str, list[str]] = {}
     for action in s.actions:
         error = f" — {action.error}" if action.error and not action.confirmed else ""

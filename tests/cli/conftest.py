@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from runbook.loading import DEFAULT_POLICY
 from tests.cli.stack_helpers import WINDOW_SECONDS, Up, free_ports
 from tests.cli.test_cli_live import Live
+from tests.conftest import ASSERTED_POLICY
 from tests.workflows.standins import StandIns
 from workflows.registry import WORKFLOWS
 
@@ -29,6 +30,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         f"25: {{mode: manual, window: {WINDOW_SECONDS}s, default: rollback}}",
         1,
     )
+    text = text.replace("  cli: signed\n", "  cli: asserted\n", 1)  # the tests act as anyone
     policy.write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLBACK_")}
     env.update(
@@ -62,6 +64,7 @@ async def live(local_env: WorkflowEnvironment) -> AsyncIterator[Live]:
         **{k: v for k, v in os.environ.items() if not k.startswith("ROLLBACK_")},
         "ROLLBACK_TEMPORAL_ADDRESS": local_env.client.service_client.config.target_host,
         "ROLLBACK_TASK_QUEUE": task_queue,
+        "ROLLBACK_POLICY": str(ASSERTED_POLICY),
     }
     async with Worker(
         local_env.client,

@@ -25,6 +25,7 @@ from contract.follow_ups import FollowUpsInput
 from contract.rollback import RollbackOptions, TriggerEvent
 from runbook.policy import Policy
 from tests.cli.test_cli_live import Live
+from tests.conftest import ASSERTED_POLICY
 from workflows.follow_ups import FollowUpsWorkflow
 
 NOWHERE = "127.0.0.1:1"
@@ -37,6 +38,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("ROLLBACK_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ROLLBACK_TEMPORAL_ADDRESS", NOWHERE)
+    monkeypatch.setenv("ROLLBACK_POLICY", str(ASSERTED_POLICY))
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

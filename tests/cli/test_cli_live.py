@@ -141,7 +141,9 @@ async def test_two_person_decision_from_the_cli(live: Live) -> None:
 
 
 async def test_cli_errors_are_one_line(live: Live) -> None:
-    code, _, err = await live.cli("decide", "-d", "nobody-here", "--deny", "--as", "dri-backend")
+    code, _, err = await live.cli(
+        "decide", "-d", "nobody-here", "--deny", "-r", "noise", "--as", "dri-backend"
+    )
     # An unknown deployment is bad input: exit 2 from every command.
     assert code == 2 and "no rollback is running for deployment 'nobody-here'" in err
     code, _, err = await live.cli("status", "-d", "nobody-here")

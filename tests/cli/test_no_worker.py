@@ -18,6 +18,7 @@ from contract.rollback import RollbackOptions, TriggerEvent
 from runbook.policy import Policy
 from runbook.status import RollbackStatus
 from tests.cli.stack_helpers import rollback
+from tests.conftest import ASSERTED_POLICY
 from tests.workflows.standins import StandIns
 from workflows.registry import WORKFLOWS
 
@@ -32,6 +33,7 @@ async def test_no_worker_means_exit_1_in_seconds_and_a_stored_decision_is_judged
         **{k: v for k, v in os.environ.items() if not k.startswith("ROLLBACK_")},
         "ROLLBACK_TEMPORAL_ADDRESS": local_env.client.service_client.config.target_host,
         "ROLLBACK_TASK_QUEUE": task_queue,
+        "ROLLBACK_POLICY": str(ASSERTED_POLICY),
     }
 
     async def gate_failure(deployment: str) -> None:

@@ -14,6 +14,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -87,8 +94,14 @@ def slack() -> Iterator[SlackWithUsers]:
 
 
 def ready_policy(tmp_path: Path, *edits: tuple[str, str]) -> Path:
-    """Sprint-1 with its contacts filled in."""
+    """Sprint-1 with its contacts filled in, a signing key for each person and the gateway's
+    (whose private half `gateway_key` wrote)."""
     text = DEFAULT_POLICY.read_text()
+    keys = {person: new_key(tmp_path / f"{person}.key") for person in SLACK_IDS}
+    gateway = new_key(tmp_path / "gateway.key")
+    text = text.replace("  gateway_keys: []\n", f"  gateway_keys: [{gateway}]\n", 1)
+    for person, line in keys.items():
+        text = text.replace(f"  {person}:\n", f"  {person}:\n    signing_keys: [{line}]\n", 1)
     for role_name, person in NAMES.items():
         text = text.replace(f"name: {role_name}\n", f"name: {person}\n", 1)
     text = text.replace("phone: xxx-xxx-xxxx", "phone: +1 555 0100").replace(
@@ -115,9 +128,21 @@ def env(
     return monkeypatch
 
 
-def with_slack(env: pytest.MonkeyPatch, slack: SlackWithUsers) -> None:
+def with_slack(
+    env: pytest.MonkeyPatch, slack: SlackWithUsers, tmp_path: Path | None = None
+) -> None:
     env.setenv("ROLLBACK_SLACK_BOT_TOKEN", "xoxb-preflight-test")
     env.setenv("ROLLBACK_SLACK_API_URL", slack.url)
+    env.setenv("ROLLBACK_SLACK_TEAM_ID", "T0LENS")
+    if tmp_path is not None:
+        env.setenv("ROLLBACK_GATEWAY_SIGNING_KEY", str(tmp_path / "gateway.key"))
+
+
+def new_key(path: Path) -> str:
+    """An ed25519 OpenSSH key pair: the private half written to `path`, the public line back."""
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()))
+    return key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
 
 
 def preflight(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
@@ -137,7 +162,7 @@ def test_a_ready_team_and_stack_pass_every_check(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     env.setenv("ROLLBACK_POLICY", str(ready_policy(tmp_path)))
-    with_slack(env, slack)
+    with_slack(env, slack, tmp_path)
     code, report = preflight(capsys)
     failed = [c for c in report["checks"] if not c["passed"]]
     assert (code, report["passed"], failed) == (0, True, [])
@@ -195,7 +220,7 @@ def test_an_unknown_slack_id_and_a_dead_redis_are_named(
     del slack.users["U0SREPAGE"]
     env.setenv("ROLLBACK_POLICY", str(ready_policy(tmp_path)))
     env.setenv("ROLLBACK_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
-    with_slack(env, slack)
+    with_slack(env, slack, tmp_path)
     code, report = preflight(capsys)
     assert code == 1
     checks = by_id(report)
@@ -230,7 +255,7 @@ def test_a_pagerduty_key_must_be_set_and_32_characters(
     )
     env.setenv("ROLLBACK_POLICY", str(policy))
     env.setenv("ROLLBACK_PAGERDUTY_EVENTS_URL", "http://127.0.0.1:9/")
-    with_slack(env, slack)
+    with_slack(env, slack, tmp_path)
     env.delenv("PREFLIGHT_TEST_PD_KEY", raising=False)
     _, report = preflight(capsys)
     assert by_id(report)["tools.pagerduty.sre-oncall"]["detail"] == (
@@ -256,7 +281,7 @@ def test_a_metrics_query_the_provider_cannot_answer_is_named(
 ) -> None:
     policy = ready_policy(tmp_path, ("ndcg_at_10: total.ndcg_at_10", "ndcg_at_10: total.ndcg"))
     env.setenv("ROLLBACK_POLICY", str(policy))
-    with_slack(env, slack)
+    with_slack(env, slack, tmp_path)
     code, report = preflight(capsys)
     assert code == 1
     failed = [c for c in report["checks"] if not c["passed"]]

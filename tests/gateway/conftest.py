@@ -66,7 +66,11 @@ async def slack() -> AsyncIterator[SlackServer]:
 async def gateway_no_worker(
     local_env: WorkflowEnvironment, policy: Policy, slack: SlackServer
 ) -> AsyncIterator[Gateway]:
-    settings = make_settings(temporal_address=local_env.client.service_client.config.target_host)
+    settings = make_settings(
+        temporal_address=local_env.client.service_client.config.target_host,
+        slack_bot_token="xoxb-test",
+        slack_api_url=f"{slack.url}/api",
+    )
     app = create_app(settings, policy, TemporalLink(settings, local_env.client))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://gateway"

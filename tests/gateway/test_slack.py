@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 from uuid import uuid4
@@ -42,6 +43,37 @@ async def post_click(gw: Gateway, payload: dict[str, Any], **sign: Any) -> int:
         "/slack/interactions", content=body, headers=signed(SECRET, body, **sign)
     )
     return answer.status_code
+
+
+async def click_with_reason(gw: Gateway, payload: dict[str, Any], reason: str) -> None:
+    """A Deny or Investigating click: Slack opens the gateway's reason modal (views.open), the
+    person types why and submits it (view_submission, signed like every Slack request)."""
+    opened = len(gw.slack.standin.method_calls("views.open"))
+    assert await post_click(gw, payload) == 200
+    for _ in range(100):
+        views = gw.slack.standin.method_calls("views.open")
+        if len(views) > opened:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the gateway did not open the reason modal")
+    view = views[-1]["view"]
+    if isinstance(view, str):
+        view = json.loads(view)
+    assert views[-1]["trigger_id"] == payload["trigger_id"]
+    submission = {
+        "type": "view_submission",
+        "user": payload["user"],
+        "team": payload["team"],
+        "view": {
+            "callback_id": view["callback_id"],
+            "private_metadata": view["private_metadata"],
+            "state": {
+                "values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}
+            },
+        },
+    }
+    assert await post_click(gw, submission) == 200
 
 
 async def replies(gw: Gateway, count: int) -> list[dict[str, Any]]:
@@ -108,7 +140,9 @@ async def test_click_while_no_worker_runs_is_stored_and_applied_later(
     async with gw.new_worker():
         deployment = await open_window(gw, "gate_failure")
     # The worker is gone now.
-    assert await post_click(gw, click(DRI, "rollback_deny", deployment, gw.response_url)) == 200
+    await click_with_reason(
+        gw, click(DRI, "rollback_deny", deployment, gw.response_url), "recall dip is noise"
+    )
     [reply] = await replies(gw, 1)
     assert "stored durably" in reply["text"]
     async with gw.new_worker():

@@ -46,6 +46,8 @@ REPORT_KEYS = {
     "root_cause",
     "comms",
     "timeline_source",
+    "acts",
+    "signatures",
     "timeline",
     "notes",
 }

@@ -22,6 +22,7 @@ from client import operations
 from contract.rollback import RollbackOptions, TriggerEvent
 from runbook.policy import Policy
 from runbook.status import RollbackStatus
+from tests.conftest import ASSERTED_POLICY
 from tests.report.test_report import REPORT_KEYS
 from tests.workflows.helpers import terminate_rollback
 from tests.workflows.standins import StandIns
@@ -50,6 +51,7 @@ def env_for(address: str, task_queue: str) -> dict[str, str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("ROLLBACK_")},
         "ROLLBACK_TEMPORAL_ADDRESS": address,
         "ROLLBACK_TASK_QUEUE": task_queue,
+        "ROLLBACK_POLICY": str(ASSERTED_POLICY),
     }
 
 

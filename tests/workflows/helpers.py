@@ -56,14 +56,20 @@ class Rig:
     def options(self) -> RollbackOptions:
         return RollbackOptions(ui_metadata=self.ui_metadata, handover_events=self.handover_events)
 
-    async def decide(self, action: str, person: str, update_id: str | None = None) -> DecisionReply:
-        """Stamped with the server's clock (the time-skipping server's runs ahead of ours)."""
+    async def decide(
+        self, action: str, person: str, update_id: str | None = None, reason: str | None = None
+    ) -> DecisionReply:
+        """Stamped with the server's clock (the time-skipping server's runs ahead of ours); a
+        deny or an investigation says why unless `reason` is given ("" for none)."""
         made_at = await self.clock() if self.clock else None
+        if reason is None:
+            reason = "" if action == "approve" else f"{action}: checked by the test"
         decision = DecisionInput(
             action=action,  # type: ignore[arg-type]
             person=person,
             made_at=made_at,
             request_id=update_id,
+            reason=reason,
         )
         return await operations.decide(self.client, self.deployment, decision, update_id)
 

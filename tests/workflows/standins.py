@@ -89,6 +89,8 @@ class StandIns:
     """How long the decision message's deadline update takes (Slack slow, or retried)."""
     update_decision_fails: bool = False
     """Slack refuses the deadline update for now (a 503, retried)."""
+    decision_ts: dict[str, str] = field(default_factory=dict)
+    """By deployment: the ts Slack gives its decision message (default: click()'s)."""
     slack_down: bool = False
     """Slack answers 503 to progress messages and escalations for now (retried)."""
     request_decision_fails: bool = False
@@ -261,7 +263,10 @@ class StandIns:
         self.calls.append(("request_decision", inp))
         if self.request_decision_fails:
             raise ApplicationError("channel_not_found", type="SlackRefused", non_retryable=True)
-        return DecisionMessage(channel=inp.ctx.channel, ts="1.0")
+        # Slack answers with the channel's id and the message's ts: what a click on it carries
+        # (tests.gateway.slack_standin.click's defaults).
+        ts = self.decision_ts.get(inp.ctx.deployment, "1700000000.000100")
+        return DecisionMessage(channel="C0SPRINT1", ts=ts)
 
     @activity.defn(name="close_decision")
     async def close_decision(self, inp: DecisionClosedInput) -> None:

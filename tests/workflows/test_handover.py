@@ -61,20 +61,21 @@ async def runs(client: Client, workflow_id: str) -> list[str]:
     return list(reversed(found))
 
 
-async def handed_over(client: Client, workflow_id: str, first_run: str) -> str:
-    """Wait for `first_run` to continue as new; the new run's id."""
-    for _ in range(200):
-        old = await client.get_workflow_handle(workflow_id, run_id=first_run).describe()
-        if old.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
-            current = await client.get_workflow_handle(workflow_id).describe()
+async def handed_over(
+    env: WorkflowEnvironment, workflow_id: str, first_run: str, within: float = 60
+) -> str:
+    """Wait for `first_run` to continue as new (the time-skipping server's clock moving on
+    meanwhile: a hand-over may wait for a message to settle); the new run's id."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        handle = env.client.get_workflow_handle(workflow_id, run_id=first_run)
+        if (await handle.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            current = await env.client.get_workflow_handle(workflow_id).describe()
             assert current.run_id != first_run
             return current.run_id
-        await _pause()
+        await env.sleep(timedelta(seconds=1))
     raise AssertionError(f"{workflow_id} did not continue as new")
-
-
-async def _pause() -> None:
-    await asyncio.sleep(0.05)
 
 
 async def handed_input(client: Client, workflow_id: str, run_id: str, model: type[M]) -> M:
@@ -135,7 +136,7 @@ async def test_a_rollback_handed_over_in_an_open_window_keeps_everything(
         for i in range(30):  # repeats join the window, and grow the history
             await r.trigger("quality_regression", source="alertmanager", delivery_key=f"a{i}")
         await skipping_env.sleep(timedelta(seconds=31))  # the hand-over waits for messages
-        new_run = await handed_over(r.client, handle.id, first_run)
+        new_run = await handed_over(skipping_env, handle.id, first_run)
 
         old = await r.client.get_workflow_handle(handle.id, run_id=first_run).query(
             RUN_STATE_QUERY, result_type=RollbackRun
@@ -155,7 +156,8 @@ async def test_a_rollback_handed_over_in_an_open_window_keeps_everything(
         # The new run started from it: it has since judged the alerts carried in its inbox
         # (joined to the window, counted) and recorded the hand-over.
         assert old.inbox and not new.inbox
-        assert differences(old, new, {"status", "inbox"}) == {}
+        assert differences(old, new, {"status", "inbox", "runs"}) == {}
+        assert new.runs == [*old.runs, new_run]
         assert differences(old.status, new.status, {"timeline", "received"}) == {}
         assert new.status.timeline[: len(old.status.timeline)] == old.status.timeline
         assert sum(new.status.received.values()) == sum(old.status.received.values()) + len(
@@ -219,7 +221,7 @@ async def test_a_watch_handed_over_mid_sustain_keeps_its_clocks_blind_spot_and_e
             options=options,
         )
         await skipping_env.sleep(timedelta(seconds=75))  # readings every 15 s, 2 m to sustain
-        new_run = await handed_over(client, watch_id(deployment), first_run)
+        new_run = await handed_over(skipping_env, watch_id(deployment), first_run)
         old = await client.get_workflow_handle(handle.id, run_id=first_run).query(
             WATCH_RUN_STATE_QUERY, result_type=WatchState
         )
@@ -286,7 +288,7 @@ async def test_follow_ups_handed_over_keep_acknowledgements_and_incidents(
             ),
         )
         assert not second.accepted  # already done
-        new_run = await handed_over(client, handle.id, first_run)
+        new_run = await handed_over(skipping_env, handle.id, first_run)
         old = await client.get_workflow_handle(handle.id, run_id=first_run).query(
             FOLLOW_UPS_STATE, result_type=FollowUpsRun
         )

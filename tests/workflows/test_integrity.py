@@ -123,7 +123,11 @@ async def test_a_click_stored_while_no_worker_ran_is_judged_by_when_it_was_made(
         deadline = opened.decision.deadline
         await asyncio.sleep(1.5)  # no worker sees the deadline pass
         deny = DecisionInput(
-            action="deny", person="dri-backend", via="slack", made_at=deadline + made
+            action="deny",
+            person="dri-backend",
+            via="slack",
+            made_at=deadline + made,
+            reason="the dip is noise",
         )
         await handle.signal(DECISION_SIGNAL, deny)
         async with r.worker():

@@ -27,6 +27,7 @@ from contract.rollback import (
     COMMS_UPDATE,
     DECIDE_UPDATE,
     DECISION_SIGNAL,
+    RAISE_UPDATE,
     TRIGGER_SIGNAL,
 )
 from runbook.actions import STEP_OF_KIND
@@ -252,12 +253,16 @@ class _Reader:
             if name == COMMS_UPDATE:
                 message = f"{data.get('audience', '?')} wording: {message}"
             action = data.get("action")
+        elif name == RAISE_UPDATE:
+            message = f"raised: {describe_trigger(self.policy, data)}"
+            action = "raise"
         else:
             who = person_label(self.policy, data.get("person")) if "person" in data else "?"
             message = f"{name} by {who}"
             action = data.get("follow_up") and "acknowledge"
+        person = data.get("person") or data.get("raised_by")
         self.updates[event.event_id] = self._add(
-            event, "update", name, message, person=data.get("person"), action=action, payload=data
+            event, "update", name, message, person=person, action=action, payload=data
         )
 
     async def _update_rejected(self, event: HistoryEvent) -> None:

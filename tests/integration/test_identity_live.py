@@ -225,6 +225,11 @@ async def test_a_signed_trigger_counts_and_an_unsigned_one_is_not_sent(signed: S
     status = await operations.status(signed.client, deployment)
     [act] = status.acts
     assert (act.act, act.person, act.how) == ("trigger", "dri-search", "key")
+    code, out, err = await signed.cli("report", "-d", deployment)
+    assert code == 0, err
+    assert "by ?" not in out  # the raise names its person (it said "raise_trigger by ?")
+    raised = [line for line in out.splitlines() if "raised:" in line]
+    assert raised and "by Sprint DRI (Search) (dri-search)" in raised[0], raised
     await signed.client.get_workflow_handle(f"rollback-{deployment}").terminate("test over")
 
 

@@ -292,10 +292,14 @@ class EscalationInput(BaseModel):
     """The escalation's key: the Acknowledge button names it (None: no button)."""
     stage_text: str = ""
     """Why these roles now: "not acknowledged within 5m: Engineering Manager now"."""
+    thread_ts: str | None = None
+    """A reply in the incident's thread (its first message's ts)."""
 
 
 class EscalationResult(BaseModel):
     notified: list[str]
+    ts: str | None = None
+    """The message's ts (the incident's thread starts at its first)."""
 
 
 # --- follow-ups ------------------------------------------------------------------------------

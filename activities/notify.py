@@ -19,6 +19,7 @@ from activities.models import (
     DecisionRequestInput,
     DecisionUpdateInput,
     EscalationInput,
+    EscalationResult,
     FollowUpNoticeInput,
     RoleHolders,
     StepContext,
@@ -63,8 +64,9 @@ class Notifier(Protocol):
         """The open request's message shows its new deadline (or a note of it is posted)."""
         ...
 
-    async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
-        """Tell the escalation path; the ids of the people told."""
+    async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> EscalationResult:
+        """Tell the escalation path (in the incident's thread when `inp.thread_ts`): the people
+        told and the message's ts."""
         ...
 
     async def tell_accountable(self, inp: EscalationInput, *, key: str | None = None) -> None:
@@ -266,9 +268,10 @@ class ConsoleNotifier:
     async def update_decision(self, inp: DecisionUpdateInput, *, key: str | None = None) -> None:
         self._send("decision_update", inp.request.ctx.channel, decision_update_text(inp), key)
 
-    async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
-        self._send("escalation", inp.ctx.channel, escalation_text(inp), key)
-        return people_of(inp.holders)
+    async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> EscalationResult:
+        thread = f"[thread {inp.thread_ts}] " if inp.thread_ts else ""
+        ts = self._send("escalation", inp.ctx.channel, thread + escalation_text(inp), key)
+        return EscalationResult(notified=people_of(inp.holders), ts=inp.thread_ts or ts)
 
     async def tell_accountable(self, inp: EscalationInput, *, key: str | None = None) -> None:
         self._send("accountable", inp.ctx.channel, accountable_text(inp), key)

@@ -296,7 +296,7 @@ class RollbackActivities:
 
     @activity.defn(name="escalate")
     async def escalate(self, inp: EscalationInput) -> EscalationResult:
-        return EscalationResult(notified=await self.notifier.escalate(inp, key=message_key()))
+        return await self.notifier.escalate(inp, key=message_key())
 
     # --- post-rollback follow-ups -----------------------------------------------------------
 

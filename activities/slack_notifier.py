@@ -33,6 +33,7 @@ from activities.models import (
     DecisionRequestInput,
     DecisionUpdateInput,
     EscalationInput,
+    EscalationResult,
     FollowUpNoticeInput,
     StepContext,
 )
@@ -140,13 +141,16 @@ class SlackNotifier:
         message = drill_marked(slack_messages.accountable(inp), inp.ctx)
         await self._once(key, lambda: self._post(inp.ctx.channel, message))
 
-    async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> list[str]:
+    async def escalate(self, inp: EscalationInput, *, key: str | None = None) -> EscalationResult:
+        """The incident's first message, or a reply in its thread (`inp.thread_ts`)."""
         built = slack_messages.escalation(inp)
         # Mentioned in the fallback too: it is the text Slack's notifications show.
         text = f"{built.text}\n{slack_messages.mentions(inp.holders) or 'nobody on the roster'}"
         message = drill_marked(SlackMessage(text=text, blocks=built.blocks), inp.ctx)
-        await self._once(key, lambda: self._post(inp.ctx.channel, message))
-        return people_of(inp.holders)
+        posted = await self._once(
+            key, lambda: self._post(inp.ctx.channel, message, thread_ts=inp.thread_ts)
+        )
+        return EscalationResult(notified=people_of(inp.holders), ts=inp.thread_ts or posted.ts)
 
     async def follow_up_notice(self, inp: FollowUpNoticeInput, *, key: str | None = None) -> None:
         """With an Acknowledge button while the follow-up is open."""
@@ -191,11 +195,15 @@ class SlackNotifier:
 
     # --- Slack's Web API ------------------------------------------------------------------
 
-    async def _post(self, channel: str, message: str | SlackMessage) -> Posted:
+    async def _post(
+        self, channel: str, message: str | SlackMessage, thread_ts: str | None = None
+    ) -> Posted:
         if isinstance(message, str):
             fields: dict[str, Any] = {"text": message}
         else:
             fields = {"text": message.text, "blocks": message.blocks}
+        if thread_ts:
+            fields["thread_ts"] = thread_ts
         answer = await self._call("chat.postMessage", self.web.chat_postMessage, channel, fields)
         posted = Posted(str(answer.get("channel") or channel), str(answer.get("ts", "")))
         log.info("%s %s: %s", channel, posted.ts, str(fields["text"]).replace("\n", "\n    "))

@@ -130,6 +130,11 @@ class Escalation(PolicyModel):
     ack_within: PositiveDuration = timedelta(minutes=5)
     page_accountable: bool = False
     """Also page the accountable role of an automatic cell (it is always told)."""
+    climb_again_for: list[str] = ["action"]
+    """Reason kinds that climb the escalation path again even after the incident was
+    acknowledged (`action`: a Phase 1 action refused or given up, traffic may still be on the
+    canary); other reasons are told to whoever acknowledged. Kinds: budget, phase, failed,
+    target, action, after, comms, decision_request, accountable."""
     severity: Literal["critical", "error", "warning", "info"] = "critical"
 
 

@@ -247,7 +247,10 @@ def build_report(
 ) -> RollbackReport:
     """`policy`: the one the rollback ran under (its input); without it names fall back to ids
     and the response times are the status' own."""
-    incidents = {i.reason: i for i in status.escalations}
+    incidents = {}
+    for incident in status.escalations:  # an incident holds every reason that joined it
+        incidents.update({r.text: incident for r in incident.reasons})
+        incidents[incident.reason] = incident
     escalations = [
         _escalation(e.at, e.message, incidents.get(e.message), policy)
         for e in status.timeline

@@ -178,6 +178,14 @@ class RootCauseMaterial(BaseModel):
     timeline: list[str] = []
 
 
+class IncidentReason(BaseModel):
+    """One reason that joined an incident (a step over budget, a missed target, …)."""
+
+    key: str
+    text: str
+    at: datetime
+
+
 class EscalationRecord(BaseModel):
     """One escalation incident: one reason, one rollback; it climbs `escalation_path` until
     someone acknowledges it, and its pages are resolved when the rollback ends."""
@@ -199,6 +207,10 @@ class EscalationRecord(BaseModel):
     acked_via: str | None = None
     acked_at: datetime | None = None
     resolved_at: datetime | None = None
+    reasons: list[IncidentReason] = []
+    """Every reason that joined this incident (runs with one incident per rollback)."""
+    thread_ts: str | None = None
+    """The incident's first Slack message: later reasons are replies in its thread."""
 
 
 class RollbackStatus(BaseModel):

@@ -260,6 +260,9 @@ class Escalations:
         rb.progress(f"Escalation of {rb.deployment} ({keys}) acknowledged by {who} via {ack.via}")
         return f"acknowledged {keys} for {rb.deployment}: the escalation stops climbing"
 
+    def resolve(self, why: str) -> None:
+        """One escalation per reason: its pages are resolved at the run's end (`close`)."""
+
     # --- the end --------------------------------------------------------------------------
 
     async def close(self, resolve: bool) -> None:

@@ -207,6 +207,9 @@ class Procedure:
                 for a in missing
             )
         rb.upsert(sa.ROLLBACK_OUTCOME.value_set(s.outcome))
+        failed = [step.name for step in s.steps if step.outcome == "failed"]
+        if self.concluded and not missing and not failed:
+            rb.escalations.resolve("every Phase 1 action confirmed and no step failed")
         if s.outcome != before:
             rb.record("outcome", f"outcome: {s.outcome}: {s.outcome_detail}")
             if before is not None:

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import metering
     from workflows import search_attributes as sa
     from workflows.escalation import Escalations
+    from workflows.incident import Incident
     from workflows.messenger import Messenger
     from workflows.rollback_view import RollbackView
 
@@ -29,6 +30,10 @@ TIMELINE_HEAD = 40
 TIMELINE_TAIL = 160
 """The status keeps the first and the latest entries; the history keeps them all."""
 REMEMBERED_DELIVERIES = 1_000
+ONE_INCIDENT = "one-incident"
+"""Issue 20 (2026-12-08): every reason of a rollback joins one incident (one PagerDuty alert,
+one Slack thread), resolved when the procedure is done; paced, ordered and truthful messages.
+Runs started before it keep one escalation per reason (workflows/escalation.py)."""
 
 
 def fresh_status(inp: RollbackInput) -> RollbackStatus:
@@ -65,7 +70,9 @@ class RollbackRecord:
             carried=self.state.outbox,
         )
         self.state.outbox = []  # on their way again: the messenger knows them now
-        self.escalations = Escalations(self)
+        self.v20 = workflow.patched(ONE_INCIDENT)
+        """Whether this run has issue 20's behaviour (see ONE_INCIDENT)."""
+        self.escalations: Escalations | Incident = Incident(self) if self.v20 else Escalations(self)
 
     def snapshot(self) -> RollbackRun:
         """The whole state as the next run would receive it (messages not sent yet included)."""

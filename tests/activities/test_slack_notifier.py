@@ -159,7 +159,7 @@ async def test_escalation_mentions_the_escalation_path(
     slack: SlackServer, notifier: SlackNotifier
 ) -> None:
     told = await notifier.escalate(escalation(), key="k-escalate")
-    assert told == ["pager", "vera"]
+    assert told.notified == ["pager", "vera"] and told.ts
     [body] = posts(slack)
     assert body["channel"] == CHANNEL
     assert "Step 1: Emergency Stop missed its budget" in body["text"]

@@ -28,7 +28,8 @@ from tests.gateway.test_slack import post_click, replies
 
 PD_SECRET = "pd-webhook-s3cret"
 SRE, QA = "U0SREPAGE", "U0QADRI01"
-KEY = "failed:health_validation"
+KEY = "incident"
+"""The key of a rollback's one incident (every reason joins it)."""
 
 
 async def escalated(gw: Gateway) -> tuple[str, EscalationRecord]:

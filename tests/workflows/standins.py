@@ -285,7 +285,7 @@ class StandIns:
     async def escalate(self, inp: EscalationInput) -> EscalationResult:
         self.calls.append(("escalate", inp))
         self._slack()
-        return EscalationResult(notified=[])
+        return EscalationResult(notified=[], ts=inp.thread_ts or f"esc-{len(self.calls)}")
 
     @activity.defn(name="read_canary")
     async def read_canary(self, inp: CanaryReadingInput) -> CanaryReading:

@@ -129,7 +129,7 @@ async def test_unhealthy_step_escalates(skipping_env: WorkflowEnvironment, polic
         first = next(
             inp
             for name, inp in r.standins.calls
-            if name == "escalate" and inp.key == "failed:health_validation"
+            if name == "escalate" and "Step 3" in inp.reason and inp.key == "incident"
         )
         assert [h.role for h in first.holders] == policy.escalation_path[:1]
         assert "stabilized" not in done.instants

@@ -1,6 +1,7 @@
-"""Staged escalation on the time-skipping server: the climb along the escalation path, its stop
-on acknowledgement, the pages resolved at the end, and every clock of the plan escalating once.
-"""
+"""Escalation on the time-skipping server: one incident per rollback (one PagerDuty alert, one
+Slack thread), its climb along the escalation path and its stop on acknowledgement, later
+reasons told (not climbed) to whoever acknowledged, the incident resolved when the rollback is
+done, and every clock of the plan escalating once."""
 
 from __future__ import annotations
 
@@ -36,8 +37,15 @@ def paged_policy(policy: Policy) -> Policy:
     )
 
 
-def told(r: Rig, key: str) -> list[EscalationInput]:
-    return [i for n, i in r.standins.calls if n == "escalate" and i.key == key]
+def told(r: Rig) -> list[EscalationInput]:
+    """Every escalation message: the incident's first, its thread's replies."""
+    return [i for n, i in r.standins.calls if n == "escalate"]
+
+
+def climbs(r: Rig) -> list[EscalationInput]:
+    """The messages that tell a role it has the incident now (the climb's stages)."""
+    stages = ("acknowledge within", "not acknowledged within", "drill")
+    return [i for i in told(r) if i.stage_text.startswith(stages)]
 
 
 def pages(r: Rig, action: str = "trigger") -> list[PageInput]:
@@ -50,25 +58,34 @@ async def sleep(env: WorkflowEnvironment, r: Rig, minutes: float) -> RollbackSta
     return await r.status()
 
 
-async def test_the_climb_pages_each_role_in_turn_until_acknowledged(
+async def test_one_incident_climbs_until_acknowledged_then_later_reasons_are_told(
     skipping_env: WorkflowEnvironment, paged_policy: Policy
 ) -> None:
-    async with rig(skipping_env, paged_policy, StandIns(treatment=25, unhealthy=True)) as r:
+    standins = StandIns(treatment=25, unhealthy=True)
+    async with rig(skipping_env, paged_policy, standins) as r:
         await r.trigger("error_rate")
         await r.until(lambda s: s.state == "following_up")
-        key = "failed:health_validation"
-        [first] = told(r, key)
-        assert [h.role for h in first.holders] == ["sre_oncall"]
+        first = told(r)[0]
+        assert [h.role for h in first.holders] == ["sre_oncall"] and first.thread_ts is None
         assert "acknowledge within 2m" in first.stage_text
         [page] = [p for p in pages(r) if p.routing_keys == {"sre-oncall": SRE_KEY}][:1]
         dedup = page.dedup_key
-        assert dedup.startswith(f"rollback-{r.deployment}|{key}|")
+        assert dedup.startswith(f"rollback-{r.deployment}|incident|")
+        # A second reason (the stabilization target, missed at the procedure's end) joins it:
+        # a reply in the incident's thread, and the same PagerDuty alert brought up to date.
+        status = await r.until(lambda s: len(s.escalations[0].reasons) >= 2)
+        [incident] = status.escalations
+        assert [x.key for x in incident.reasons][:2] == [
+            "failed:health_validation",
+            "target:stabilization",
+        ]
+        replies = [i for i in told(r)[1:] if i.thread_ts == "esc-" + first_ts(r)]
+        assert replies and "joins the open incident" in replies[0].stage_text
+        assert {p.dedup_key for p in pages(r)} == {dedup}
 
         await sleep(skipping_env, r, 2.5)
-        await r.until(lambda s: len(told(r, key)) == 2)
-        second = told(r, key)[1]
-        assert [h.role for h in second.holders] == ["engineering_manager"]
-        assert "not acknowledged within 2m" in second.stage_text
+        await r.until(lambda s: len(climbs(r)) == 2)
+        assert [h.role for h in climbs(r)[1].holders] == ["engineering_manager"]
         em_pages = [p for p in pages(r) if p.routing_keys == {"eng-manager": EM_KEY}]
         assert em_pages and em_pages[0].dedup_key == dedup  # one incident, whoever is paged
 
@@ -76,27 +93,42 @@ async def test_the_climb_pages_each_role_in_turn_until_acknowledged(
         reply = await operations.acknowledge_escalation(
             r.client,
             r.deployment,
-            EscalationAck(key=key, person="eng-manager", via="cli", made_at=await r.clock()),  # type: ignore[misc]
+            EscalationAck(key="all", person="eng-manager", via="cli", made_at=await r.clock()),  # type: ignore[misc]
         )
         assert reply.accepted, reply.message
+        await r.until(lambda s: any(p.dedup_key == dedup for p in pages(r, "acknowledge")))
+        # A reason after the acknowledgement (the error rate again, treatment at 0 %): told to
+        # the Engineering Manager in the thread, not climbed, not paged anew.
+        before = len(climbs(r))
+        await r.trigger("error_rate", source="alertmanager", delivery_key="again")
+        later = await r.until(
+            lambda s: any(x.key == "after:error_rate" for x in s.escalations[0].reasons)
+        )
         await sleep(skipping_env, r, 10)
-        assert len(told(r, key)) == 2
-        status = await r.status()
-        [esc] = [e for e in status.escalations if e.key == key]
-        assert esc.acked_by == "eng-manager" and esc.acked_via == "cli"
-        assert esc.told == ["sre_oncall", "engineering_manager"]
-        assert set(esc.paged) == {"sre-oncall", "eng-manager"}
-        # PagerDuty hears of the acknowledgement made elsewhere.
-        assert any(p.dedup_key == dedup for p in pages(r, "acknowledge"))
+        assert len(climbs(r)) == before
+        [after] = [
+            i for i in told(r) if "after the rollback" in i.reason or "new error_rate" in i.reason
+        ]
+        assert [h.role for h in after.holders] == ["engineering_manager"]
+        assert "told, not climbed again" in after.stage_text and after.thread_ts is not None
+        assert len(later.escalations) == 1
+        vp = [i for i in climbs(r) if any(h.role == "vp_engineering" for h in i.holders)]
+        assert vp == []
 
-        final = await r.result()  # the 30 min watch passes; the end resolves every page
-        resolved = {p.dedup_key for p in pages(r, "resolve")}
-        assert {e.dedup_key for e in final.escalations if e.paged} <= resolved
-        assert all(e.resolved_at is not None for e in final.escalations)
+        final = await r.result()  # Step 3 failed: open until the run's end, then resolved
+        [incident] = final.escalations
+        assert incident.resolved_at is not None and incident.acked_by == "eng-manager"
+        assert {p.dedup_key for p in pages(r, "resolve")} == {dedup}
         report = build_report(final, generated_at=datetime.now(UTC), policy=paged_policy)
         [esc_report] = [e for e in report.escalations if "Step 3" in e.reason]
         assert esc_report.told == ["SRE On-call", "Engineering Manager"]
         assert esc_report.acknowledged and esc_report.acknowledged.startswith("eng-manager (cli)")
+
+
+def first_ts(r: Rig) -> str:
+    """The stand-in answers the incident's first message with `esc-<n>`."""
+    index = next(i for i, (n, _) in enumerate(r.standins.calls) if n == "escalate")
+    return str(index + 1)
 
 
 async def test_unacknowledged_climbs_to_the_top_and_stops_there(
@@ -105,13 +137,12 @@ async def test_unacknowledged_climbs_to_the_top_and_stops_there(
     async with rig(skipping_env, paged_policy, StandIns(treatment=25, unhealthy=True)) as r:
         await r.trigger("error_rate")
         await r.until(lambda s: s.state == "following_up")
-        key = "failed:health_validation"
         await sleep(skipping_env, r, 2.5)
-        await r.until(lambda s: len(told(r, key)) >= 2)
+        await r.until(lambda s: len(climbs(r)) >= 2)
         await sleep(skipping_env, r, 2.5)
-        await r.until(lambda s: len(told(r, key)) >= 3)
+        await r.until(lambda s: len(climbs(r)) >= 3)
         await sleep(skipping_env, r, 10)
-        roles = [[h.role for h in i.holders] for i in told(r, key)]
+        roles = [[h.role for h in i.holders] for i in climbs(r)]
         assert roles == [["sre_oncall"], ["engineering_manager"], ["vp_engineering"]]
 
 
@@ -120,7 +151,7 @@ async def test_acknowledgement_needs_a_role_of_the_escalation_path(
 ) -> None:
     async with rig(skipping_env, paged_policy, StandIns(treatment=25, unhealthy=True)) as r:
         await r.trigger("error_rate")
-        await r.until(lambda s: any(e.key == "failed:health_validation" for e in s.escalations))
+        await r.until(lambda s: bool(s.escalations) and bool(s.escalations[0].paged))
         refused = await operations.acknowledge_escalation(
             r.client, r.deployment, EscalationAck(key=None, person="qa-dri", via="cli")
         )
@@ -130,19 +161,16 @@ async def test_acknowledgement_needs_a_role_of_the_escalation_path(
             r.client, r.deployment, EscalationAck(key="nope", person="sre-oncall", via="cli")
         )
         assert not unknown.accepted and "failed:health_validation" in unknown.message
-        # PagerDuty's word (verified by the gateway) acknowledges every open one (a reason
-        # that opens after it, as time skips on, is not one of them).
-        before = {e.key for e in (await r.status()).escalations}
+        # PagerDuty's word (verified by the gateway) acknowledges the incident; every paged
+        # key hears it (PagerDuty takes a repeat as a no-op).
         taken = await operations.acknowledge_escalation(
             r.client,
             r.deployment,
-            EscalationAck(key=None, person=None, via="pagerduty", who="Jane (PagerDuty)"),
+            EscalationAck(key="incident", person=None, via="pagerduty", who="Jane (PagerDuty)"),
         )
         assert taken.accepted
-        status = await r.status()
-        assert all(e.acked_via == "pagerduty" for e in status.escalations if e.key in before)
-        # One person's PagerDuty incident is acknowledged; the others' (one per routing key)
-        # are acknowledged by the engine: every paged key hears it, a repeat is a no-op there.
+        [incident] = (await r.status()).escalations
+        assert incident.acked_via == "pagerduty"
         paged = {p.dedup_key: set(p.routing_keys) for p in pages(r, "trigger")}
         await r.until(lambda s: len(pages(r, "acknowledge")) == len(paged))
         assert {p.dedup_key: set(p.routing_keys) for p in pages(r, "acknowledge")} == paged
@@ -163,7 +191,7 @@ async def test_a_drill_tells_the_first_role_and_pages_nobody(
         )
         await r.until(lambda s: s.state in ("rolled_back", "incomplete"))
         await sleep(skipping_env, r, 10)
-        [first] = told(r, "failed:health_validation")
+        first = told(r)[0]
         assert [h.role for h in first.holders] == ["sre_oncall"]
         assert "drill" in first.stage_text
         assert not pages(r)
@@ -202,7 +230,8 @@ async def test_a_slow_stop_misses_the_triggers_target_and_says_by_how_much(
     async with rig(skipping_env, policy, standins) as r:
         await r.trigger("error_rate")
         status = await r.result()  # the server skips the retries' backoff
-        keys = {e.key for e in status.escalations}
+        [incident] = status.escalations  # every reason in one incident
+        keys = {x.key for x in incident.reasons}
         took = (status.instants["traffic_reverted"] - status.instants["trigger"]).total_seconds()
         assert took > 60, took
         assert status.outcome == "rolled back"
@@ -220,6 +249,16 @@ async def test_a_slow_stop_misses_the_triggers_target_and_says_by_how_much(
         assert len(escalations) == len(set(escalations))
         assert any("no traffic reversion 30s after the trigger" in m for m in escalations)
         assert any("Phase 1: Traffic Reversion over its budget of 1m" in m for m in escalations)
+        # One PagerDuty alert, updated with each reason; resolved once the procedure ended with
+        # every action confirmed and no step failed, within a minute of it (not at the run's
+        # end, a stability watch later).
+        assert len({p.dedup_key for p in pages(r)}) == 1
+        settled = max(a.settled_at for a in status.actions if a.settled_at is not None)
+        ended = max(status.steps[-1].ended_at or settled, settled)  # done, every action confirmed
+        assert incident.resolved_at is not None
+        assert incident.resolved_at - ended < timedelta(minutes=1)
+        updates = [p for p in pages(r) if p.custom_details.get("reason_count", "1") != "1"]
+        assert updates, "later reasons bring the alert up to date"
 
 
 async def test_an_acknowledgement_that_overtakes_the_page_still_reaches_pagerduty(
@@ -231,16 +270,16 @@ async def test_an_acknowledgement_that_overtakes_the_page_still_reaches_pagerdut
     async with rig(skipping_env, paged_policy, standins) as r:
         await r.trigger("error_rate")
         key = "failed:health_validation"
-        await r.until(lambda s: any(e.key == key for e in s.escalations))
+        await r.until(lambda s: bool(s.escalations))
         await r.until(lambda s: bool(pages(r, "trigger")))  # sent, not answered yet
         reply = await operations.acknowledge_escalation(
             r.client, r.deployment, EscalationAck(key=key, person="sre-oncall", via="slack")
         )
         assert reply.accepted, reply.message
-        [sent] = [p for p in pages(r, "trigger") if key in p.dedup_key]
+        [sent] = pages(r, "trigger")[:1]
         await r.until(lambda s: any(p.dedup_key == sent.dedup_key for p in pages(r, "acknowledge")))
         status = await r.status()
-        [esc] = [e for e in status.escalations if e.key == key]
+        [esc] = status.escalations
         assert esc.acked_via == "slack" and esc.paged == ["sre-oncall"]
 
 
@@ -257,12 +296,11 @@ async def test_a_target_that_ends_at_the_decision_escalates_while_the_window_is_
         await r.trigger("quality_regression", raised_by="qa-dri", reason="nDCG down")
         await r.until(lambda s: s.state == "awaiting_decision")
         await sleep(skipping_env, r, 9.9)
-        assert not [e for e in (await r.status()).escalations if e.key.startswith("target:")]
+        assert not (await r.status()).escalations
         await sleep(skipping_env, r, 0.2)
-        status = await r.until(
-            lambda s: any(e.key == "target:trigger:quality_regression" for e in s.escalations)
-        )
-        [esc] = [e for e in status.escalations if e.key == "target:trigger:quality_regression"]
+        status = await r.until(lambda s: bool(s.escalations))
+        [esc] = status.escalations
+        assert [x.key for x in esc.reasons] == ["target:trigger:quality_regression"]
         assert "no decision 10m after the trigger" in esc.reason
         reply = await operations.decide(
             r.client, r.deployment, DecisionInput(action="approve", person="qa-dri", note="ok")
@@ -306,4 +344,43 @@ async def test_a_drill_decided_at_once_ends_without_waiting_for_the_decision_tar
         described = await handle.describe()
         assert described.close_time is not None and described.start_time is not None
         assert described.close_time - described.start_time < timedelta(minutes=5)
-        assert not [e for e in final.escalations if e.key.startswith("target:")]
+        assert not final.escalations
+
+
+async def test_a_reason_the_policy_names_climbs_again_after_the_acknowledgement(
+    skipping_env: WorkflowEnvironment, paged_policy: Policy
+) -> None:
+    """`escalation.climb_again_for` (by default `action`: a Phase 1 action refused or given up
+    may leave traffic on the canary): such a reason after someone took the incident makes the
+    path hear it again from its first role; here the policy names `after` (a new trigger after
+    the rollback)."""
+    policy = edited(paged_policy, {"escalation.climb_again_for": ["after"]})
+    async with rig(skipping_env, policy, StandIns(treatment=25, unhealthy=True)) as r:
+        await r.trigger("error_rate")
+        await r.until(lambda s: s.state == "following_up" and bool(s.escalations))
+        reply = await operations.acknowledge_escalation(
+            r.client, r.deployment, EscalationAck(key="all", person="sre-oncall", via="cli")
+        )
+        assert reply.accepted, reply.message
+        stages = len(climbs(r))
+        await r.trigger("p99_latency", source="alertmanager", delivery_key="again")
+        status = await r.until(lambda s: s.escalations[0].acked_at is None)
+        assert any("incident climbs again: after is a reason" in e.message for e in status.timeline)
+        await r.until(lambda s: len(climbs(r)) == stages + 1)
+        assert [h.role for h in climbs(r)[-1].holders] == ["sre_oncall"]
+
+
+async def test_a_storm_over_one_deployment_is_one_incident(
+    skipping_env: WorkflowEnvironment, paged_policy: Policy
+) -> None:
+    async with rig(skipping_env, paged_policy, StandIns(treatment=25, unhealthy=True)) as r:
+        await r.trigger("error_rate")
+        await r.until(lambda s: s.state == "following_up")
+        for i in range(60):
+            trigger = ("error_rate", "p99_latency", "resource_exhaustion")[i % 3]
+            await r.trigger(trigger, source="alertmanager", delivery_key=f"storm-{i}")
+        status = await r.until(
+            lambda s: sum(x.key.startswith("after:") for x in s.escalations[0].reasons) == 3
+        )
+        assert len(status.escalations) == 1
+        assert len({p.dedup_key for p in pages(r)}) == 1

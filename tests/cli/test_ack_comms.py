@@ -263,15 +263,17 @@ async def test_ack_and_comms_on_a_running_rollback(live: Live, policy: Policy) -
         assert status["comms"][0]["outcome"] == "approved"  # type: ignore[index]
         assert live.standins.count("send_audience") == 1
 
-        # The escalation of the failed Step 3: a role of the escalation path stops its climb.
+        # The failed Step 3 joined the rollback's one incident: acknowledging it by that
+        # reason's key, a role of the escalation path stops the incident's climb.
         key = "failed:health_validation"
         code, out, _ = await live.cli("ack", "-d", deployment, "-e", key, "--as", "qa-dri")
         assert code == 1 and out.startswith("rejected: ") and "escalation path" in out
         code, out, err = await live.cli("ack", "-d", deployment, "-e", key, "--as", "sre-oncall")
         assert code == 0, err
-        assert out.startswith(f"accepted: acknowledged {key} for {deployment}")
+        assert out.startswith(f"accepted: acknowledged the incident of {deployment}")
         acked = (await live.status(deployment))["escalations"]
-        assert [e["acked_by"] for e in acked if e["key"] == key] == ["sre-oncall"]  # type: ignore[union-attr,index]
+        assert [e["acked_by"] for e in acked] == ["sre-oncall"]  # type: ignore[union-attr,index]
+        assert [e["key"] for e in acked] == ["incident"]  # type: ignore[index]
 
         # An unknown deployment is bad input: exit 2, as from every command.
         code, _, err = await live.cli(

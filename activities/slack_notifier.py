@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 from temporalio.exceptions import ApplicationError
 
 from activities import mrkdwn, slack_messages
+from activities.channel_pace import ChannelPace
 from activities.models import (
     CommsApprovalRequestInput,
     DecisionClosedInput,
@@ -88,15 +89,22 @@ class SlackNotifier:
 
     REMEMBERED_KEYS = 10_000
 
-    def __init__(self, web: WebClient) -> None:
+    def __init__(self, web: WebClient, pace: ChannelPace | None = None) -> None:
         self.web = web
+        self.pace = pace or ChannelPace(rate=1.0, burst=3)
         self._sent: OrderedDict[str, Posted] = OrderedDict()
         self._sending: dict[str, asyncio.Future[Posted]] = {}
 
     @classmethod
-    def connect(cls, token: str, base_url: str | None = None, timeout: int = 5) -> SlackNotifier:
+    def connect(
+        cls,
+        token: str,
+        base_url: str | None = None,
+        timeout: int = 5,
+        pace: ChannelPace | None = None,
+    ) -> SlackNotifier:
         url = base_url or WebClient.BASE_URL
-        return cls(WebClient(token=token, base_url=url.rstrip("/") + "/", timeout=timeout))
+        return cls(WebClient(token=token, base_url=url.rstrip("/") + "/", timeout=timeout), pace)
 
     async def post(self, channel: str, text: str, *, key: str | None = None) -> str | None:
         posted = await self._once(key, lambda: self._post(channel, text))
@@ -219,10 +227,15 @@ class SlackNotifier:
     async def _call(
         self, method: str, call: Callable[..., Any], channel: str, fields: dict[str, Any]
     ) -> dict[str, Any]:
+        await self.pace.turn(channel)  # Slack's limit is per channel, whoever posts
         try:
             response = await asyncio.to_thread(call, channel=channel, **fields)
         except SlackApiError as error:
-            raise slack_error(method, channel, error) from None
+            failure = slack_error(method, channel, error)
+            if error.response.status_code == 429:
+                later = failure.next_retry_delay or timedelta(seconds=1)
+                self.pace.hold(channel, later.total_seconds())
+            raise failure from None
         except (SlackClientError, OSError) as error:
             raise ApplicationError(
                 f"Slack {method} to {channel} failed: {error}; retrying", type=UNAVAILABLE
@@ -277,4 +290,5 @@ def notifier_from_settings(settings: Settings) -> Notifier:
     if not settings.slack_bot_token:
         return ConsoleNotifier()
     log.info("messages go to Slack at %s", settings.slack_api_url or WebClient.BASE_URL)
-    return SlackNotifier.connect(settings.slack_bot_token, settings.slack_api_url)
+    pace = ChannelPace(rate=settings.slack_rate, burst=settings.slack_burst)
+    return SlackNotifier.connect(settings.slack_bot_token, settings.slack_api_url, pace=pace)

@@ -59,24 +59,30 @@ class Workers:
         )
 
 
-async def workers(client: Client, task_queue: str) -> Workers:
-    """Who polls the task queue for workflow tasks, by Temporal's own account."""
+async def workers(client: Client, task_queue: str, *, activities: bool = False) -> Workers:
+    """Who polls the task queue for workflow tasks (or activity tasks), by Temporal's own
+    account: `live` counts distinct workers (client identities) seen polling lately."""
+    kind = (
+        TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+        if activities
+        else TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+    )
     answer = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace,
             task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            task_queue_type=kind,
         ),
         timeout=WITHIN,
     )
     now = datetime.now(UTC)
-    seen = [
-        p.last_access_time.ToDatetime(tzinfo=UTC)
+    seen = {
+        (p.identity, p.last_access_time.ToDatetime(tzinfo=UTC))
         for p in answer.pollers
         if p.HasField("last_access_time")
-    ]
-    live = sum(1 for at in seen if now - at <= POLL_FRESH)
-    return Workers(task_queue, live, max(seen, default=None))
+    }
+    live = len({who for who, at in seen if now - at <= POLL_FRESH})
+    return Workers(task_queue, live, max((at for _, at in seen), default=None))
 
 
 @dataclass(frozen=True)

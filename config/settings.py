@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     slack_api_url: str | None = Field(
         None, description="Slack Web API base URL (a stand-in in tests), e.g. http://…/api/"
     )
+    slack_rate: float = Field(
+        0.9,
+        ge=0,
+        description="messages a second per Slack channel (0: unpaced), a little below Slack's "
+        "1/s (clocks and networks jitter); shared by the activity workers of the task queue",
+    )
+    slack_burst: int = Field(3, ge=1, description="messages a channel may take at once")
     slack_team_id: str | None = Field(
         None,
         description="the Slack workspace (T…) the gateway serves: a click from another is refused",

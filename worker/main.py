@@ -19,9 +19,11 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from activities.channel_pace import ChannelPace
 from activities.procedure import RollbackActivities
 from activities.watch_raise import WatchActivities
 from config.settings import Settings
+from worker.channel_share import keep_channel_share
 from workflows.registry import WORKFLOWS
 
 log = logging.getLogger(__name__)
@@ -127,8 +129,12 @@ async def run_worker(connect: Callable[[], Awaitable[Client]], settings: Setting
     if settings.worker_role != "activities" and settings.workflow_sandbox:
         precompile_workflows()
     activities = RollbackActivities(settings) if settings.worker_role != "workflows" else None
+    sharing: asyncio.Task[None] | None = None
     try:
         client = await reach(connect, settings)
+        pace = getattr(activities.notifier, "pace", None) if activities is not None else None
+        if isinstance(pace, ChannelPace):
+            sharing = asyncio.create_task(keep_channel_share(client, settings.task_queue, pace))
         delay = RETRY_FIRST
         while True:
             worker = build_worker(client, settings, activities)
@@ -153,6 +159,8 @@ async def run_worker(connect: Callable[[], Awaitable[Client]], settings: Setting
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
     finally:
+        if sharing is not None:
+            sharing.cancel()
         if activities is not None:
             await activities.aclose()
 

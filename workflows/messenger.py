@@ -7,7 +7,8 @@ task loudly instead of vanishing.
 
 Every message on its way is known by the activity that sends it and its input, so a run that
 continues as new hands the ones not sent yet to the next run (`unsent()`), which sends them in
-the order they were made (`Messenger(carried=…)`).
+the order they were made (`Messenger(carried=…)`). An `ordered` messenger sends its background
+messages one after another, so retries never reorder them (a rollback's channel posts).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -39,6 +40,8 @@ MESSAGE_RETRY = RetryPolicy(
 )
 MESSAGE_ATTEMPT = timedelta(seconds=30)
 MESSAGE_DEADLINE = timedelta(minutes=10)
+MESSAGE_MIN = timedelta(seconds=5)
+"""The least a message in order is given, however late its turn came."""
 
 
 def describe_failure(error: BaseException) -> str:
@@ -68,9 +71,14 @@ class _OnTheWay:
 
 
 class Messenger:
-    def __init__(self, record: Record, ui: bool, carried: Sequence[Outgoing] = ()) -> None:
+    def __init__(
+        self, record: Record, ui: bool, carried: Sequence[Outgoing] = (), ordered: bool = False
+    ) -> None:
         self._record = record
         self._ui = ui
+        self._ordered = ordered
+        self._lane: asyncio.Future[Any] | None = None
+        """The last message sent in order (`ordered`): the next one waits for it to settle."""
         self._tasks: list[asyncio.Task[Any]] = []
         self._failure: BaseException | None = None
         self._on_the_way: dict[int, _OnTheWay] = {}
@@ -83,7 +91,7 @@ class Messenger:
     def resume(self) -> None:
         """Send what the previous run handed over, first to last (call from the run)."""
         if self._carried:
-            self.spawn(self._resend(len(self._carried)))
+            self._lane = self.spawn(self._resend(len(self._carried)))
             self._carried = []
 
     def summary(self, text: str) -> str | None:
@@ -163,8 +171,52 @@ class Messenger:
         *,
         deadline: timedelta = MESSAGE_DEADLINE,
     ) -> None:
-        """Send in the background: a channel that is down never holds the rollback up."""
-        self.spawn(self.deliver(what, method, inp, deadline=deadline))
+        """Send in the background: a channel that is down never holds the rollback up.
+        `ordered`: one at a time, in the order they were made (a message retried is never
+        overtaken by a later one; the channel's pace is kept by the worker)."""
+        if not self._ordered:
+            self.spawn(self.deliver(what, method, inp, deadline=deadline))
+            return
+        self._made += 1
+        mine = self._made
+        self._on_the_way[mine] = _OnTheWay(what, method, inp)
+        self._lane = self.spawn(self._in_turn(self._lane, mine, workflow.now() + deadline))
+
+    async def caught_up(self, within: timedelta) -> bool:
+        """Wait (at most `within`) until every message sent in order so far has settled:
+        a step that posts to the same channels then never lands before them. False when it
+        did not happen in time (the step goes ahead; Slack is slow or down)."""
+        lane = self._lane
+        if lane is None or lane.done():
+            return True
+        try:
+            await workflow.wait_condition(
+                lane.done, timeout=within, timeout_summary="messages before the step"
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _in_turn(
+        self, before: asyncio.Future[Any] | None, mine: int, deadline: datetime
+    ) -> None:
+        """Message `mine`, once the one before it settled, within its own deadline (counted
+        from when it was made: a long outage does not add up message after message)."""
+        if before is not None and not before.done():
+            await workflow.wait([before])
+        item = self._on_the_way[mine]
+        try:
+            left = deadline - workflow.now()
+            if left <= timedelta(0):
+                self._record(
+                    "message_failed",
+                    f"{item.what} could not be sent: its deadline passed while the messages "
+                    "before it were retried",
+                )
+                return
+            await self._attempt(item.what, item.target, item.arg, max(left, MESSAGE_MIN))
+        finally:
+            self._on_the_way.pop(mine, None)
 
     async def _resend(self, count: int) -> None:
         """The previous run's messages not sent yet (keys 1 to `count`), each once."""

@@ -53,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollback_record import RollbackRecord
 
 R = TypeVar("R")
+BEHIND_MESSAGES = timedelta(seconds=15)
+"""How long a step that posts waits for the progress messages before it (Slack slow)."""
 
 ACTIVITY_OF: Mapping[str, Callable[[Any, ActionInput], Awaitable[ActionDone]]] = MappingProxyType(
     {
@@ -134,6 +136,7 @@ class Procedure:
             StakeholderNotificationInput(
                 ctx=rb.ctx(), notifications=self.policy.notifications, incident=self.incident()
             ),
+            posts=True,
         )
         if notified is not None and notified.affected_share is not None:
             share = notified.affected_share
@@ -162,6 +165,7 @@ class Procedure:
                 root_cause=rca,
                 owners=role_holders(self.policy, list(self.policy.roles)),
             ),
+            posts=True,
         )
         self.concluded = True
         self.conclude()
@@ -398,11 +402,20 @@ class Procedure:
         return record
 
     async def _step(
-        self, step_id: str, method: Callable[[Any, Any], Awaitable[R]], inp: Any
+        self,
+        step_id: str,
+        method: Callable[[Any, Any], Awaitable[R]],
+        inp: Any,
+        *,
+        posts: bool = False,
     ) -> R | None:
         """Run one step's activity; past its budget it escalates (and keeps going up to the
-        step's `retry_for`); a failure or an unhealthy result escalates loudly."""
+        step's `retry_for`); a failure or an unhealthy result escalates loudly. `posts`: the
+        step posts to the channels, so it waits (a little) for the progress messages made
+        before it, which then land first."""
         rb = self.rb
+        if posts and rb.v20:
+            await rb.messenger.caught_up(BEHIND_MESSAGES)
         spec = self.policy.step(step_id)
         timing = step_timing(spec)
         record = self._start_step(step_id, timing)

@@ -64,14 +64,15 @@ class RollbackRecord:
         self._deliveries = set(self.state.deliveries)
         self.view = RollbackView(inp.options.ui_metadata)
         self._dirty = False
+        self.v20 = workflow.patched(ONE_INCIDENT)
+        """Whether this run has issue 20's behaviour (see ONE_INCIDENT)."""
         self.messenger = Messenger(
             lambda kind, message: self.record(kind, message),
             self.view.ui,
             carried=self.state.outbox,
+            ordered=self.v20,
         )
         self.state.outbox = []  # on their way again: the messenger knows them now
-        self.v20 = workflow.patched(ONE_INCIDENT)
-        """Whether this run has issue 20's behaviour (see ONE_INCIDENT)."""
         self.escalations: Escalations | Incident = Incident(self) if self.v20 else Escalations(self)
 
     def snapshot(self) -> RollbackRun:

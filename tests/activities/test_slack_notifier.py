@@ -12,6 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities import mrkdwn
+from activities.channel_pace import ChannelPace
 from activities.models import (
     DecisionClosedInput,
     DecisionMessage,
@@ -220,6 +221,22 @@ async def test_rate_limit_and_server_errors_are_retryable(
     assert await notifier.post(CHANNEL, "Phase 1 started", key="k-progress")
     assert await notifier.post(CHANNEL, "Phase 1 started", key="k-progress")
     assert len(posts(slack)) == 1 and len(slack.standin.calls) == 2
+
+
+async def test_a_retry_after_holds_every_post_to_the_channel(slack: SlackServer) -> None:
+    """Slack's 429 met by one post holds the next post to the channel (another message, from
+    another activity of the same worker) until Retry-After has passed: it is not refused."""
+    slack.standin.per_channel, slack.standin.burst = 1.0, 1
+    notifier = SlackNotifier.connect("xoxb-test", f"{slack.url}/api/", pace=ChannelPace(0, 1))
+    await notifier.post(CHANNEL, "first", key="k-1")
+    with pytest.raises(ApplicationError) as raised:
+        await notifier.post(CHANNEL, "second", key="k-2")  # within the second: refused
+    assert raised.value.next_retry_delay == timedelta(seconds=1)
+    waited = await notifier.pace.turn(CHANNEL)
+    assert waited > 0  # held by the Retry-After the other post met
+    await notifier.post(CHANNEL, "third", key="k-3")
+    assert [c.error for c in slack.standin.calls] == [None, "ratelimited", None]
+    assert [b["text"] for b in posts(slack)] == ["first", "third"]
 
 
 async def test_slack_out_of_reach_is_retryable() -> None:

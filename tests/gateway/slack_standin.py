@@ -29,6 +29,7 @@ class SlackCall:
     body: dict[str, Any]
     error: str | None = None
     """Slack's error code when the stand-in failed this call (see `SlackStandIn.errors`)."""
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,24 @@ class SlackStandIn:
     """Slack is down: every Web API call is answered 503 until this is cleared."""
     refuse: Callable[[str, dict[str, Any]], bool] | None = None
     """Calls (method, body) answered 503 while this holds: Slack failing for some messages."""
+    per_channel: float | None = None
+    """Slack's message limit, enforced: this many posts a second per channel (with `burst`
+    saved up at most); beyond it, 429 `ratelimited` with `Retry-After: 1`."""
+    burst: int = 3
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def _limited(self, method: str, body: dict[str, Any]) -> bool:
+        if self.per_channel is None or method not in ("chat.postMessage", "chat.update"):
+            return False
+        channel = str(body.get("channel", ""))
+        now = time.monotonic()
+        tokens, updated = self._buckets.get(channel, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - updated) * self.per_channel)
+        if tokens < 1:
+            self._buckets[channel] = (tokens, now)
+            return True
+        self._buckets[channel] = (tokens - 1, now)
+        return False
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -64,6 +83,13 @@ class SlackStandIn:
             else:
                 body = {k: v[0] for k, v in parse_qs(raw).items()}
             refused = self.down or (self.refuse is not None and self.refuse(method, body))
+            if not refused and self._limited(method, body):
+                self.calls.append(SlackCall(method, body, "ratelimited"))
+                return JSONResponse(
+                    {"ok": False, "error": "ratelimited"},
+                    status_code=429,
+                    headers={"Retry-After": "1"},
+                )
             if refused or self.errors:
                 failure = SlackError("service_unavailable", 503) if refused else self.errors.pop(0)
                 self.calls.append(SlackCall(method, body, failure.error))

@@ -2,12 +2,14 @@
 from the incident, the impact verdicts and the figures before and after. Pure: no I/O.
 
 Each fact is already worded for a reader: "0.040% of all queries", "1m 12s", "18:02 UTC". The
-policy's templates choose which facts each audience hears.
+policy's templates choose which facts each audience hears. A fact not known yet is None (never
+"not yet" inside a sentence): `plain` and `interim` word a message from the facts there are.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from activities.checks import number
 from activities.models import IncidentSummary
@@ -25,14 +27,14 @@ def facts(
     sla: str,
     affected_share: float | None,
     workflow_url: str,
-) -> dict[str, str]:
+) -> dict[str, str | None]:
     instants = incident.instants
-    started = instants.get("trigger") or incident.started_at
+    started = impact_start(incident)
     ended = instants.get("traffic_reverted")
-    values = {
+    values: dict[str, str | None] = {
         "deployment": incident.deployment,
         "trigger": incident.trigger_name or incident.trigger,
-        "phase": f"{incident.phase}%" if incident.phase is not None else "unknown-phase",
+        "phase": f"{incident.phase}%" if incident.phase is not None else None,
         "reason": incident.reason or "no reason given",
         "decided_by": decided_by(incident),
         "reversion": reversion(incident),
@@ -42,17 +44,68 @@ def facts(
             f"<{workflow_url}|Rollback in the Temporal Web UI> · "
             f"`rollback report -d {incident.deployment}`"
         ),
-        "affected_share": f"{affected_share:.3%}" if affected_share is not None else "unmeasured",
-        "duration": (spoken(ended - started) if started and ended else "not known yet"),
+        "affected_share": f"{affected_share:.3%}" if affected_share is not None else None,
+        "duration": spoken(ended - started) if started and ended else None,
         "user_effect": incident.user_effect or "some searches behaved unexpectedly",
         "impact": impact,
         "sla": sla,
         "status": status(incident),
-        "started": f"{started:%H:%M}" if started else "unknown",
-        "ended": f"{ended:%H:%M}" if ended else "not yet",
+        "started": f"{started:%H:%M}" if started else None,
+        "ended": f"{ended:%H:%M}" if ended else None,
     }
     assert set(values) == set(FACTS), "every fact is computed"
     return values
+
+
+def impact_start(incident: IncidentSummary) -> datetime | None:
+    """Where the users' impact began: the breach (an alert's startsAt, the watch's first
+    breaching reading), else the trigger."""
+    instants = incident.instants
+    return instants.get("breach") or instants.get("trigger") or incident.started_at
+
+
+def plain(told: Mapping[str, str | None]) -> str:
+    """The engine's own words for a confirmed rollback, from the facts there are (an
+    audience's template that names a fact not known yet falls back to this)."""
+    at = f" at {told['phase']}" if told.get("phase") else ""
+    lines = [f"*Rollback of {told['deployment']}* ({told['trigger']}{at}): {told['reason']}"]
+    reverted = f"; traffic reverted {told['reversion']}" if told.get("reversion") else ""
+    lines.append(f"Decided {told['decided_by']}{reverted}.")
+    if told.get("affected_share"):
+        span = f", for {told['duration']}" if told.get("duration") else ""
+        when = (
+            f" ({told['started']} to {told['ended']} UTC)"
+            if told.get("started") and told.get("ended")
+            else ""
+        )
+        lines.append(f"Affected: {told['affected_share']} of all queries{span}{when}.")
+    lines.append(f"Business impact: {told['impact']}. SLA: {told['sla']}.")
+    lines.append(f"Now: {told['status']}. {told['links']}")
+    return "\n".join(lines)
+
+
+def interim(incident: IncidentSummary, told: Mapping[str, str | None]) -> str:
+    """While a Phase 1 action is not confirmed: what is done and what is still being done,
+    nothing more (not "rolled back", not "back to normal")."""
+    at = f" at {told['phase']}" if told.get("phase") else ""
+    done = ", ".join(incident.confirmed) or "nothing confirmed yet"
+    pending = ", ".join(incident.unconfirmed or [])
+    reverted = incident.instants.get("traffic_reverted")
+    traffic = (
+        f"Traffic is back on the previous version since {reverted:%H:%M} UTC."
+        if reverted is not None
+        else "Traffic is not yet confirmed back on the previous version."
+    )
+    return "\n".join(
+        [
+            f"*{told['deployment']}: rollback under way* ({told['trigger']}{at}): {told['reason']}",
+            f"Decided {told['decided_by']}.",
+            f"Done: {done}.",
+            f"Still being done: {pending}.",
+            traffic,
+            f"We will post again when every action is confirmed. {told['links']}",
+        ]
+    )
 
 
 def decided_by(incident: IncidentSummary) -> str:
@@ -62,11 +115,11 @@ def decided_by(incident: IncidentSummary) -> str:
     return "by " + " and ".join(names)
 
 
-def reversion(incident: IncidentSummary) -> str:
+def reversion(incident: IncidentSummary) -> str | None:
     instants = incident.instants
     reverted = instants.get("traffic_reverted")
     if reverted is None:
-        return "not yet confirmed"
+        return None
     decided = instants.get("decision")
     trigger = instants.get("trigger")
     manual = incident.decided_by_names and incident.decided_by != ["system"]

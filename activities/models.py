@@ -141,6 +141,12 @@ class IncidentSummary(BaseModel):
     figures_before: dict[str, float | None] = {}
     """The metrics read at the trigger: the "before" of every message."""
     steps: list[StepRecord] = []
+    unconfirmed: list[str] | None = None
+    """Phase 1 actions not confirmed yet (None: not told, a run from before issue 20). While
+    any is, no audience hears "rolled back": they hear what is done and what is still being
+    done, and the audiences' own words follow once every action is confirmed."""
+    confirmed: list[str] = []
+    """Phase 1 actions confirmed so far."""
 
 
 class ReadFiguresInput(BaseModel):
@@ -168,6 +174,9 @@ class AudienceResult(BaseModel):
     """Its wording waits for the authority named by the audience's `approval`."""
     wording: str = ""
     """The message as it would be sent (kept for a held audience)."""
+    interim: bool = False
+    """Told what is done and what is still being done (Phase 1 not all confirmed): its own
+    words follow once every action is confirmed."""
 
 
 class SendAudienceInput(BaseModel):

@@ -106,6 +106,7 @@ class Stakeholders:
         )
         results: list[AudienceResult] = []
         retry: Exception | None = None
+        under_way = bool(inp.incident.unconfirmed)  # not "rolled back" yet: say what is done
         for audience in inp.notifications.audiences:
             verdict = verdicts[audience.when]
             result = AudienceResult(
@@ -115,13 +116,22 @@ class Stakeholders:
             if verdict.occurred is False:
                 result.reason = f"not sent: no {audience.when.replace('_', ' ')} ({verdict.why})"
                 continue
-            text = message(inp, audience, verdict, told)
+            key = f"{inp.ctx.rollback_id}/{STEP}/{audience.id}"
+            if under_way and audience.approval is not None:
+                result.reason = (
+                    "waits: its wording is asked for once every Phase 1 action is confirmed"
+                )
+                continue
+            if under_way:
+                text = f"{prefix(inp.ctx)}{audience_facts.interim(inp.incident, told)}"
+                key, result.interim = f"{key}/interim", True
+            else:
+                text = message(inp, audience, verdict, told)
             if audience.approval is not None:
                 authority = audience.approval.replace("_", " ")
                 result.reason = f"held: wording needs approval by the {authority} authority"
                 result.held_for_approval, result.wording = True, text
                 continue
-            key = f"{inp.ctx.rollback_id}/{STEP}/{audience.id}"
             try:
                 await self.notifier.post(audience.channel, text, key=key)
             except ApplicationError as error:
@@ -135,7 +145,8 @@ class Stakeholders:
                 continue
             result.sent, result.sent_at = True, datetime.now(UTC)
             sure = "" if verdict.occurred else " (unmeasured, so told)"
-            result.reason = f"sent: {verdict.why}{sure}"
+            told_what = "sent what is done and still being done" if under_way else "sent"
+            result.reason = f"{told_what}: {verdict.why}{sure}"
         if retry is not None:
             raise retry  # the audiences already told are not told twice (same keys)
         sent = [r.sent_at for r in results if r.sent_at is not None]
@@ -173,20 +184,18 @@ async def measured(what: str, verdict: Awaitable[Verdict]) -> Verdict:
 
 
 def message(
-    inp: StakeholderNotificationInput, audience: Audience, verdict: Verdict, told: dict[str, str]
+    inp: StakeholderNotificationInput,
+    audience: Audience,
+    verdict: Verdict,
+    told: dict[str, str | None],
 ) -> str:
-    """The audience's template with the facts, or a plain summary of them; Slack mrkdwn."""
-    body = render(audience.template or DEFAULT_TEMPLATE, told)
-    plain = audience.when != "always" and audience.template is None
-    why = f"\n_Why you: {verdict.why}._" if plain else ""
+    """The audience's template with the facts, or the engine's plain summary of them (no
+    template, or one naming a fact not known yet); Slack mrkdwn."""
+    rendered = render(audience.template, told) if audience.template else None
+    body = rendered if rendered is not None else audience_facts.plain(told)
+    generic = audience.when != "always" and audience.template is None
+    why = f"\n_Why you: {verdict.why}._" if generic else ""
     return f"{prefix(inp.ctx)}{body}{why}"
-
-
-DEFAULT_TEMPLATE = """*Rollback of {deployment}* ({trigger} at {phase}): {reason}
-Decided {decided_by}; traffic reverted {reversion}.
-Business impact: {impact}. SLA: {sla}.
-Now: {status}. {links}"""
-"""For an audience whose policy entry has no `template`."""
 
 
 def _said(verdict: Verdict, yes: str, no: str) -> str:

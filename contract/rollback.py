@@ -92,6 +92,11 @@ class TriggerEvent(BaseModel):
     proof: Proof | None = Field(
         default=None, description="a person's trigger: their signature (runbook/identity.py)"
     )
+    breach_started_at: datetime | None = Field(
+        default=None,
+        description="when the breach began (an alert's startsAt, the watch's first breaching "
+        "reading): where the users' impact window starts",
+    )
 
 
 class TriggerBatch(BaseModel):

@@ -8,7 +8,7 @@ for one poison alert.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -166,5 +166,17 @@ def route(
         evidence=evidence,
         links=links,
         received_at=received_at,
+        breach_started_at=breach_start(alert) if alert.status == "firing" else None,
     )
     return Routed(deployment=deployment, event=event)
+
+
+def breach_start(alert: Alert) -> datetime | None:
+    """The alert's `startsAt` in UTC (a time without zone is read as UTC); None for Go's zero
+    time and the like, which say nothing about when the breach began."""
+    starts = alert.startsAt
+    if starts is None:
+        return None
+    if starts.tzinfo is None:
+        starts = starts.replace(tzinfo=UTC)
+    return starts.astimezone(UTC) if starts.year >= 2000 else None

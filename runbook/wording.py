@@ -2,7 +2,9 @@
 use, and rendering them. Pure: the activity computes the facts, the policy says the words.
 
 A template is a text with `{fact}` placeholders, written in Slack's mrkdwn (`*bold*`,
-`_italic_`); `{{` and `}}` stand for braces. An unknown fact is refused when the policy is read.
+`_italic_`); `{{` and `}}` stand for braces. An unknown fact is refused when the policy is read;
+a fact not known yet (traffic not reverted, a share not measured) makes the engine word the
+message itself from the facts it has.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ FACTS: Mapping[str, str] = MappingProxyType(
         "figures": "each metric before (at the trigger) and after (now), one per line",
         "steps": "each step with its duration against its budget, one per line",
         "links": "the Web UI and `rollback report` for this rollback",
-        "affected_share": "the share of all queries affected while the canary ran",
-        "duration": "how long users were exposed: from the trigger to the traffic reversion",
+        "affected_share": "the share of all queries affected from the breach to the reversion",
+        "duration": "how long users were exposed: from the breach start to the traffic reversion",
         "user_effect": "what users of the canary saw, in words (errors, slower answers, quality)",
         "impact": "whether business impact occurred, and the measure",
         "sla": "whether the SLA was breached, and the measure",
         "status": "where the rollback stands: traffic back, stabilized, follow-ups",
-        "started": "when the trouble began (UTC, to the minute)",
+        "started": "when the breach began (UTC, to the minute; else the trigger)",
         "ended": "when traffic was back on the previous version (UTC, to the minute)",
     }
 )
@@ -44,6 +46,14 @@ def unknown_facts(template: str) -> list[str]:
     return sorted({n for n in names if n not in FACTS})
 
 
-def render(template: str, facts: Mapping[str, str]) -> str:
-    """The message: each placeholder replaced by its fact (missing facts read "unknown")."""
-    return template.format_map({name: facts.get(name, "unknown") for name in FACTS}).strip()
+def named_facts(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def render(template: str, facts: Mapping[str, str | None]) -> str | None:
+    """The message, each placeholder replaced by its fact; None when the template names a fact
+    not known yet (a sentence is never written around a missing value: the caller words it
+    otherwise)."""
+    if any(facts.get(name) is None for name in named_facts(template)):
+        return None
+    return template.format_map({name: facts.get(name) or "" for name in FACTS}).strip()

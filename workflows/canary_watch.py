@@ -289,6 +289,7 @@ class CanaryWatchWorkflow:
             evidence=evidence,
             received_at=workflow.now(),
             delivery_key=f"watch:{self._inp.deployment}:{c.id}:{since:%Y%m%dT%H%M%S}",
+            breach_started_at=since,
         )
         try:
             await workflow.execute_activity_method(

@@ -348,6 +348,10 @@ class Deciding:
         if first:
             self.rb.messenger.spawn(self._figures_before())
         s.instants["trigger"] = judged.at
+        breach = event.breach_started_at
+        if breach is not None:  # the earliest breach known; never after the trigger itself
+            breach = min(breach, judged.at, s.instants.get("breach", judged.at))
+            s.instants["breach"] = breach
         if first:
             metering.started(event.trigger, judged.phase)
         self.rb.upsert(sa.TRIGGER.value_set(event.trigger))

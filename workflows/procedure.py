@@ -84,6 +84,9 @@ class Procedure:
         self.policy = rb.policy
         self._actions: list[asyncio.Task[None]] = []
         self.concluded = False
+        self._final_owed = False
+        """Step 5 told the audiences the rollback was under way: their own words are owed once
+        every Phase 1 action is confirmed."""
         self.deadlines = Deadlines(rb, lambda: self.response_times(final=False), self._over)
 
     @property
@@ -130,14 +133,16 @@ class Procedure:
         )
         if reverted is not None and health is not None and deep is not None:
             s.instants["stabilized"] = workflow.now()
+        told = self.incident()
         notified = await self._step(
             "stakeholder_notification",
             RollbackActivities.stakeholder_notification,
             StakeholderNotificationInput(
-                ctx=rb.ctx(), notifications=self.policy.notifications, incident=self.incident()
+                ctx=rb.ctx(), notifications=self.policy.notifications, incident=told
             ),
             posts=True,
         )
+        self._final_owed = notified is not None and bool(told.unconfirmed)
         if notified is not None and notified.affected_share is not None:
             share = notified.affected_share
             self._measure("affected_share", lambda target: _affected(share, target.threshold))
@@ -146,6 +151,7 @@ class Procedure:
         for held in notified.audiences if notified is not None else []:
             if held.held_for_approval:
                 self._hold_for_approval(held)
+        self._owe_final()
         rb.messenger.check()
 
         rb.set_state("investigating")
@@ -210,6 +216,13 @@ class Procedure:
                 + (f": {a.error}" if a.error else "")
                 for a in missing
             )
+            if self._final_owed and before is None:
+                rb.record(
+                    "stakeholders",
+                    "the audiences were told the rollback is under way (what is done, what is "
+                    "not); nobody is told it is rolled back, and held wording is not asked for, "
+                    "until every Phase 1 action is confirmed",
+                )
         rb.upsert(sa.ROLLBACK_OUTCOME.value_set(s.outcome))
         failed = [step.name for step in s.steps if step.outcome == "failed"]
         if self.concluded and not missing and not failed:
@@ -362,7 +375,34 @@ class Procedure:
         )
         self._after_settled(step)
 
+    def _owe_final(self) -> None:
+        """Every Phase 1 action is confirmed now, after the audiences heard it was under way:
+        their own words go out (and held wording is asked for) in the background."""
+        if self._final_owed and not self.rb.status.unconfirmed():
+            self._final_owed = False
+            self.rb.messenger.spawn(self._final_words())
+
+    async def _final_words(self) -> None:
+        rb = self.rb
+        await rb.messenger.caught_up(BEHIND_MESSAGES)
+        notified = await rb.messenger.call(
+            "stakeholder notification (rollback confirmed)",
+            RollbackActivities.stakeholder_notification,
+            StakeholderNotificationInput(
+                ctx=rb.ctx("Stakeholder Notification"),
+                notifications=self.policy.notifications,
+                incident=self.incident(),
+            ),
+        )
+        if notified is None:
+            return  # on the timeline: message_failed
+        rb.record("stakeholders", f"every Phase 1 action confirmed: {notified.summary}")
+        for held in notified.audiences:
+            if held.held_for_approval:
+                self._hold_for_approval(held)
+
     def _after_settled(self, step: StepRecord) -> None:
+        self._owe_final()
         self._update_step(step)
         if self.concluded:
             self.conclude()  # a late straggler may make the rollback complete after all
@@ -489,6 +529,8 @@ class Procedure:
                 self.policy.people[p].name if p in self.policy.people else "the system"
                 for p in s.decided_by
             ],
+            unconfirmed=[a.name for a in s.unconfirmed()] if self.rb.v20 else None,
+            confirmed=[a.name for a in s.actions if a.confirmed],
             user_effect=self.policy.triggers[trigger].user_effect if trigger else "",
             evidence=dict(s.evidence),
             figures_before=dict(s.figures_before),

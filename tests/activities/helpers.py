@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -67,7 +67,15 @@ def holders(role: str, role_name: str, *people: str) -> RoleHolders:
 
 
 def incident(deployment: str, phase: int | None = 25, **fields: Any) -> IncidentSummary:
+    """A rollback whose traffic was reverted a minute ago (the breach began 5 minutes ago):
+    every fact an audience's words name is known."""
+    now = datetime.now(UTC)
     values: dict[str, Any] = {
+        "instants": {
+            "breach": now - timedelta(minutes=5),
+            "trigger": now - timedelta(minutes=2),
+            "traffic_reverted": now - timedelta(minutes=1),
+        },
         "deployment": deployment,
         "trigger": "error_rate",
         "trigger_name": "Trigger 1: Critical Error Rate",

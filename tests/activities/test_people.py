@@ -26,7 +26,7 @@ from activities.procedure import RollbackActivities
 from runbook.policy import Policy
 from runbook.schema import FILE
 from runbook.status import StepRecord
-from runbook.wording import FACTS, render
+from runbook.wording import FACTS, named_facts, render
 from simulator import SimulatorServer
 from tests.activities.helpers import ctx, deploy, holders, incident
 
@@ -61,6 +61,50 @@ async def test_stakeholders_are_told_from_measured_impact(
     held = by_id["customer_comms"]
     assert held.held_for_approval and not held.sent
     assert held.wording.startswith("Between ")  # the wording its approvers will read
+
+
+async def test_an_unconfirmed_rollback_is_announced_as_under_way_and_customers_wait(
+    acts: RollbackActivities, simulator: SimulatorServer, notifier: ConsoleNotifier, policy: Policy
+) -> None:
+    """Issue 20: #search-product heard "canary rolled back" 21 s before traffic was reverted.
+    While an action is unconfirmed every audience hears what is done and what is not (keyed
+    apart, so the audience's own words still go out once); customer wording is not even asked
+    for."""
+    deployment = await deploy(
+        simulator, 25, treatment_error_rate=0.05, treatment_sla_recall_at_50=0.9
+    )
+    under_way = incident(
+        deployment, unconfirmed=["Traffic split to control"], confirmed=["Stop hedging-service"]
+    )
+    del under_way.instants["traffic_reverted"]
+    inp = StakeholderNotificationInput(
+        ctx=ctx(deployment), notifications=policy.notifications, incident=under_way
+    )
+    result = await acts.stakeholder_notification(inp)
+    by_id = {a.audience: a for a in result.audiences}
+    assert [a for a in by_id if by_id[a].sent] == ["engineering", "product", "leadership"]
+    assert all(by_id[a].interim for a in ("engineering", "product", "leadership"))
+    customers = by_id["customer_comms"]
+    assert not customers.sent and not customers.held_for_approval and not customers.wording
+    assert customers.reason.startswith("waits: ")
+    for sent in notifier.sent:
+        assert "rollback under way" in sent.text and "rolled back" not in sent.text, sent.text
+    assert result.first_sent_at is not None  # the first notification, as the plan counts it
+
+    confirmed = incident(deployment, unconfirmed=[], confirmed=["Traffic split to control"])
+    final = await acts.stakeholder_notification(
+        StakeholderNotificationInput(
+            ctx=ctx(deployment), notifications=policy.notifications, incident=confirmed
+        )
+    )
+    assert [a.audience for a in final.audiences if a.sent] == [
+        "engineering",
+        "product",
+        "leadership",
+    ]
+    assert {a.audience for a in final.audiences if a.held_for_approval} == {"customer_comms"}
+    assert len(notifier.sent) == 6
+    assert "canary rolled back" in notifier.sent[4].text
 
 
 async def test_without_impact_leadership_and_customers_are_not_told(
@@ -205,15 +249,88 @@ def test_every_fact_of_the_wording_is_computed(policy: Policy) -> None:
         figures_now=None,
         impact="none",
         sla="held",
-        affected_share=None,
+        affected_share=0.0004,
         workflow_url="http://ui/x",
     )
     assert set(told) == set(FACTS)
-    assert "unread (metrics unavailable)" in told["figures"]
+    assert all(value is not None for value in told.values()), told
+    assert "unread (metrics unavailable)" in str(told["figures"])
     for audience in policy.notifications.audiences:
         assert audience.template is not None
         rendered = render(audience.template, told)
+        assert rendered is not None
         assert "{" not in rendered and "}" not in rendered, rendered
+
+
+def test_a_missing_value_chooses_other_words_never_a_placeholder_sentence(policy: Policy) -> None:
+    """Issue 20: "Between 12:38 and not yet UTC", "for not known yet" were rendered into
+    sentences. A template naming a fact not known yet is not used; the engine's plain words,
+    from the facts there are, are."""
+    unreverted = audience_incident("search-a")
+    del unreverted.instants["traffic_reverted"]
+    told = audience_facts.facts(
+        unreverted,
+        figures_now=None,
+        impact="none",
+        sla="held",
+        affected_share=None,
+        workflow_url="http://ui/x",
+    )
+    assert told["ended"] is None and told["duration"] is None and told["affected_share"] is None
+    for audience in policy.notifications.audiences:
+        assert audience.template is not None
+        if {"ended", "duration", "affected_share", "reversion"} & named_facts(audience.template):
+            assert render(audience.template, told) is None
+    words = audience_facts.plain(told)
+    for never in ("not yet", "not known", "unknown", "None", "unmeasured of"):
+        assert never not in words, words
+    assert words.startswith("*Rollback of search-a*")
+
+
+def test_the_impact_window_runs_from_the_breach_start() -> None:
+    """Issue 20: "Between 12:39 and 12:41" for a fault that began at 12:34."""
+    at = datetime(2026, 3, 2, 12, 39, tzinfo=UTC)
+    summary = incident(
+        "search-a",
+        instants={
+            "breach": at - timedelta(minutes=5),
+            "trigger": at,
+            "traffic_reverted": at + timedelta(minutes=2),
+        },
+    )
+    told = audience_facts.facts(
+        summary,
+        figures_now={},
+        impact="none",
+        sla="held",
+        affected_share=0.001,
+        workflow_url="http://ui/x",
+    )
+    assert (told["started"], told["ended"], told["duration"]) == ("12:34", "12:41", "7m")
+
+
+def test_while_an_action_is_unconfirmed_audiences_hear_what_is_done_and_what_is_not() -> None:
+    summary = incident(
+        "search-a",
+        unconfirmed=["Traffic split to control"],
+        confirmed=["Stop hedging-service"],
+    )
+    del summary.instants["traffic_reverted"]
+    told = audience_facts.facts(
+        summary,
+        figures_now={},
+        impact="none",
+        sla="held",
+        affected_share=None,
+        workflow_url="http://ui/x",
+    )
+    words = audience_facts.interim(summary, told)
+    assert "rollback under way" in words
+    assert "Done: Stop hedging-service." in words
+    assert "Still being done: Traffic split to control." in words
+    assert "not yet confirmed back on the previous version" in words
+    for never in ("rolled back", "reverted", "normal"):
+        assert never not in words.lower(), words
 
 
 def test_a_template_naming_an_unknown_fact_is_refused(policy: Policy) -> None:

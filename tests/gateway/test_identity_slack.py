@@ -136,7 +136,8 @@ async def test_clicks_are_bound_to_their_workspace_and_their_message(proven: Gat
         ok = click(user, "rollback_approve", x1, gw.response_url, "1700000001.000100")
         assert await post_click(gw, ok) == 200
     done = await until(gw, x1, lambda s: s.state == "following_up")
-    assert done.decided_by == ["qa-dri", "dri-search"]
+    # The gateway answers Slack at once and relays each click on its own: either may land first.
+    assert sorted(done.decided_by) == ["dri-search", "qa-dri"]
     assert done.last_decision is not None
     assert done.last_decision.proven == {
         "qa-dri": f"Slack {QA} in {TEAM}",

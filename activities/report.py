@@ -84,7 +84,12 @@ def channel_body(r: RollbackReport) -> str:
         lines.append("*Response times:*")
         lines += [
             f"{RESULTS[rt.result]} {rt.name}: {_secs(rt.seconds)} "
-            f"(target < {_span(rt.target_seconds)})"
+            + (
+                f"(target < {_span(rt.target_seconds)})"
+                if rt.plan_target_seconds is None
+                else f"(target {_span(rt.target_seconds)}, the plan's "
+                f"{_span(rt.plan_target_seconds)} extended: {rt.why})"
+            )
             for rt in r.response_times
         ]
     follow = f"; follow-ups `{r.recovery.follow_ups_id}`" if r.recovery.follow_ups_id else ""

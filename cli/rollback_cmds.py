@@ -527,7 +527,12 @@ def response_table(s: RollbackStatus) -> Table:
             rt.name,
             "the trigger" if rt.basis == "trigger" else "the plan",
             measured,
-            f"< {format_duration_seconds(rt.target_seconds)}",
+            (
+                f"< {format_duration_seconds(rt.target_seconds)}"
+                if rt.plan_target_seconds is None
+                else f"by {format_duration_seconds(rt.target_seconds)} (the plan's "
+                f"{format_duration_seconds(rt.plan_target_seconds)}, extended: {rt.why})"
+            ),
             result,
         )
     return table

@@ -103,6 +103,9 @@ class ResponseTimeReport(BaseModel):
     result: Result
     basis: Literal["plan", "trigger"] = "plan"
     """`trigger`: the trigger's own response target (Trigger 1: 30 s); `plan`: a generic one."""
+    plan_target_seconds: float | None = None
+    """The plan's own target when another applied (an investigation extension), and why."""
+    why: str = ""
 
 
 class ActionReport(BaseModel):
@@ -518,7 +521,14 @@ def _procedure_over(status: RollbackStatus) -> bool:
 def _response_times(status: RollbackStatus, policy: Policy | None) -> list[ResponseTimeReport]:
     over = _procedure_over(status)
     measured = (
-        response_times(policy, status.instants, status.mode, final=over, trigger=status.trigger)
+        response_times(
+            policy,
+            status.instants,
+            status.mode,
+            final=over,
+            trigger=status.trigger,
+            extended=status.decision_extended,
+        )
         if policy is not None
         else status.response_times
     )
@@ -540,6 +550,8 @@ def _response_times(status: RollbackStatus, policy: Policy | None) -> list[Respo
                 target_seconds=rt.target_seconds,
                 result=result,
                 basis=rt.basis,
+                plan_target_seconds=rt.plan_target_seconds,
+                why=rt.why,
             )
         )
     return reports
@@ -856,7 +868,7 @@ def _response_md(r: RollbackReport) -> list[str]:
         ]
         out += [
             f"| {_cell(t.name)} | {'the trigger' if t.basis == 'trigger' else 'the plan'} | "
-            f"{_secs(t.seconds)} | < {_budget(t.target_seconds)} | **{t.result.upper()}** |"
+            f"{_secs(t.seconds)} | {_limit(t)} | **{t.result.upper()}** |"
             for t in r.response_times
         ]
         if r.reversion_measured_from:
@@ -1007,4 +1019,14 @@ def _escalation(
         told=[role(r) for r in incident.told],
         paged=list(incident.paged),
         acknowledged=acknowledged,
+    )
+
+
+def _limit(t: ResponseTimeReport) -> str:
+    """ "< 10m", or the target that applied instead of the plan's, and why."""
+    if t.plan_target_seconds is None:
+        return f"< {_budget(t.target_seconds)}"
+    return (
+        f"by {_budget(t.target_seconds)} (the plan's {_budget(t.plan_target_seconds)}, "
+        f"extended: {_cell(t.why)})"
     )

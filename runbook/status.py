@@ -91,6 +91,20 @@ class ResponseTime(BaseModel):
     """The instants it measures (trigger, decision, traffic_reverted, …)."""
     basis: Literal["plan", "trigger"] = "plan"
     """`plan`: one of the plan's generic targets; `trigger`: the trigger's own response target."""
+    plan_target_seconds: float | None = None
+    """The plan's own target when another applied (`target_seconds`), and `why` it did."""
+    why: str = ""
+
+
+class ExtendedDecision(BaseModel):
+    """An investigation extension of the decision window: the plan's own allowance, so the
+    targets that end at the decision move with it."""
+
+    until: datetime
+    """The window's deadline after the extension (never past the plan's cap)."""
+    by: str
+    """Who chose to investigate (their name)."""
+    phase: int
 
 
 class OpenDecision(BaseModel):
@@ -258,6 +272,8 @@ class RollbackStatus(BaseModel):
     folded: int = 0
     """Timeline entries left out of `timeline` to keep it bounded; the workflow's history has
     them all (`rollback report` reads it)."""
+    decision_extended: ExtendedDecision | None = None
+    """The decision window was extended for an investigation (the latest extension)."""
 
     def unconfirmed(self) -> list[ActionRecord]:
         return [a for a in self.actions if not a.confirmed]

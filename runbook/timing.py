@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from runbook.policy import Policy, Step
-from runbook.status import ResponseTime
+from runbook.status import ExtendedDecision, ResponseTime
 
 
 def response_times(
@@ -17,13 +17,15 @@ def response_times(
     decided: Literal["auto", "manual"] | None,
     final: bool,
     trigger: str | None = None,
+    extended: ExtendedDecision | None = None,
 ) -> list[ResponseTime]:
     """The trigger's own response target (Trigger 1: 30 s to traffic reversion), then each of
     the plan's generic targets that applies to this rollback, measured once both of its
     instants exist.
 
     While the rollback runs, a target not reached yet has `met=None`; once it has ended
-    (`final`), a target never reached is a miss.
+    (`final`), a target never reached is a miss. An investigation extension (`extended`, the
+    plan's own allowance) moves the targets that end at the decision to the extended deadline.
     """
     wanted: list[tuple[str, str, str, str, float, Literal["plan", "trigger"]]] = []
     spec = policy.triggers.get(trigger) if trigger else None
@@ -48,19 +50,38 @@ def response_times(
     for id_, name, start_name, end_name, limit, basis in wanted:
         start, end_at = instants.get(start_name), instants.get(end_name)
         seconds = (end_at - start).total_seconds() if start and end_at else None
+        applied, plan, why = limit, None, ""
+        if extended is not None and end_name == "decision" and start is not None:
+            allowed = (extended.until - start).total_seconds()
+            if allowed > limit:
+                applied, plan = allowed, limit
+                why = (
+                    f"the plan's investigation extension at {extended.phase}%, chosen by "
+                    f"{extended.by}: the decision was due by {extended.until:%H:%M:%S} UTC"
+                )
         reports.append(
             ResponseTime(
                 id=id_,
                 name=name,
                 seconds=seconds,
-                target_seconds=limit,
-                met=(False if final else None) if seconds is None else seconds < limit,
+                target_seconds=applied,
+                met=(False if final else None)
+                if seconds is None
+                else _within(seconds, applied, plan),
                 start=start_name,
                 end=end_name,
                 basis=basis,
+                plan_target_seconds=plan,
+                why=why,
             )
         )
     return reports
+
+
+def _within(seconds: float, target: float, plan: float | None) -> bool:
+    """Under the plan's target; a decision made by an extended deadline (its default lands
+    exactly then) is in time."""
+    return seconds < target if plan is None else seconds <= target
 
 
 END_NAMES = MappingProxyType({"decision": "decision", "traffic_reverted": "traffic reversion"})

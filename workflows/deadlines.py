@@ -87,8 +87,31 @@ class Deadlines:
                 )
             if closed() or ending():
                 return
-            if rt.id not in self._missed:
-                self._miss(rt, reached=None)
+            applies: ResponseTime | None = rt
+            if self.rb.v20:
+                applies = await self._extended(rt, closed, ending)
+            if applies is not None and applies.id not in self._missed:
+                self._miss(applies, reached=None)
+
+    async def _extended(
+        self, rt: ResponseTime, closed: Callable[[], bool], ending: Callable[[], bool]
+    ) -> ResponseTime | None:
+        """The target as it applies now: an investigation extension (the plan's allowance)
+        moved it, so wait for the new due time; None when the window closed meanwhile."""
+        instants = self.rb.status.instants
+        while True:
+            now = next((r for r in self._response_times() if r.id == rt.id), rt)
+            due = instants[now.start] + timedelta(seconds=now.target_seconds)
+            if due <= workflow.now():
+                return now
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    ending,
+                    timeout=due - workflow.now() + timedelta(milliseconds=1),
+                    timeout_summary=f"response target (extended): {now.name}",
+                )
+            if closed() or ending():
+                return None
 
     # --- phase budgets ------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from runbook.authority import may_decide
     from runbook.identity import Refused, Verified, stamp
     from runbook.matrix import Resolution, describe_role_sets
+    from runbook.status import ExtendedDecision
     from workflows import metering
     from workflows import search_attributes as sa
     from workflows.deadlines import Deadlines
@@ -287,6 +288,11 @@ class Deciding:
         self._changed()
         if any(note[0] == "investigating" for note in vote.notes):
             self.messages.show_deadline(vote.message)
+            opened = self.window.current
+            if rb.v20 and opened is not None:
+                rb.status.decision_extended = ExtendedDecision(
+                    until=opened.deadline, by=rb.person_name(inp.person), phase=opened.phase
+                )
         message = vote.message
         if not vote.accepted and self.window.current is None and self.window.last is None:
             message = f"no decision is open for {rb.deployment} (state: {rb.status.state})"

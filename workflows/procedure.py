@@ -244,7 +244,9 @@ class Procedure:
 
     def response_times(self, final: bool) -> Any:
         s = self.rb.status
-        return response_times(self.policy, s.instants, s.mode, final, s.trigger)
+        return response_times(
+            self.policy, s.instants, s.mode, final, s.trigger, s.decision_extended
+        )
 
     # --- Phase 1: one durable unit per action ------------------------------------------------
 

@@ -211,3 +211,16 @@ async def test_not_json_is_422(gateway: Gateway, path: str) -> None:
         path, content=b"{nope", headers={**AUTH, "Content-Type": "application/json"}
     )
     assert answer.status_code == 422
+
+
+async def test_the_alerts_startsat_is_where_the_users_impact_began(gateway: Gateway) -> None:
+    """Issue 20: the impact window began at the trigger ("Between 12:39 and 12:41" for a fault
+    that began at 12:34); the alert's `startsAt` is the breach's start."""
+    deployment = f"search-{uuid4().hex[:6]}"
+    alert = am_alert(deployment, trigger="error_rate")
+    alert["startsAt"] = "2026-11-28T10:02:00+01:00"  # any zone: kept as the instant it names
+    answer = await gateway.http.post("/alerts/alertmanager", json=alertmanager(alert), headers=AUTH)
+    assert [r["status"] for r in answer.json()["results"]] == ["sent"]
+    done = await until(gateway, deployment, lambda s: "traffic_reverted" in s.instants)
+    assert done.instants["breach"].isoformat() == "2026-11-28T09:02:00+00:00"
+    assert done.instants["breach"] < done.instants["trigger"]

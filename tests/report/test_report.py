@@ -9,6 +9,7 @@ from runbook.history_timeline import HistoryEntry, HistoryTimeline
 from runbook.policy import Policy
 from runbook.report import RollbackReport, build_report
 from runbook.status import (
+    ExtendedDecision,
     FollowUpItem,
     FollowUpsStatus,
     OpenDecision,
@@ -515,3 +516,33 @@ def test_history_gives_the_evidence_and_the_timeline(policy: Policy) -> None:
     assert "budget of Step 1" not in md  # a budget timer that started in time is noise
     assert "- Evidence: error_rate = 0.021" in md
     assert report.root_cause is None  # Step 6 left nothing, in the status or the history
+
+
+def test_an_investigation_extension_is_the_target_that_applied_and_the_report_says_why(
+    policy: Policy,
+) -> None:
+    """Issue 20: "trigger to decision 678.9 s / 600 fail" for a decision the plan's own
+    investigation allowance (10 → 30 minutes) permitted."""
+    status = RollbackStatus(
+        deployment="search-x",
+        state="following_up",
+        drill=False,
+        trigger="quality_regression",
+        phase=5,
+        mode="manual",
+        decision=None,
+        decided_by=["qa-dri"],
+        outcome="rolled back",
+        instants={"trigger": at(0), "decision": at(678.9), "traffic_reverted": at(679.5)},
+        timeline=[],
+        steps=steps(policy, [(679, 680)]),
+        response_times=[],
+        decision_extended=ExtendedDecision(until=at(1140), by="QA DRI (qa-dri)", phase=5),
+    )
+    report = build_report(status, generated_at=NOW, policy=policy)
+    [to_decision] = [t for t in report.response_times if t.end == "decision"]
+    assert to_decision.result == "pass"
+    assert (to_decision.target_seconds, to_decision.plan_target_seconds) == (1140, 600)
+    assert "investigation extension at 5%, chosen by QA DRI (qa-dri)" in to_decision.why
+    md = report.to_markdown()
+    assert "by 19m (the plan's 10m, extended: the plan's investigation extension" in md

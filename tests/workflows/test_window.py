@@ -255,3 +255,28 @@ async def test_a_close_is_not_held_up_by_an_update_slack_keeps_refusing(
         status = await r.status()
         failures = [e.message for e in status.timeline if e.kind == "message_failed"]
         assert failures == [], failures  # superseded, not "could not be sent"
+
+
+async def test_an_investigation_moves_the_decision_target_and_nobody_is_paged_for_it(
+    skipping_env: WorkflowEnvironment, policy: Policy
+) -> None:
+    """Issue 20: a QA DRI chose "investigating" (the plan's 10 → 30 minutes) and decided at
+    minute 11; the report said "trigger to decision 678.9 s / 600 fail" and SRE On-call was
+    paged at minute 10. The target moves with the extension, and the report says why."""
+    async with rig(skipping_env, policy) as r:
+        await r.trigger("quality_regression", phase=5)  # 10 min, extension to 30 min
+        await r.until(lambda s: s.state == "awaiting_decision")
+        await skipping_env.sleep(timedelta(minutes=9))
+        assert (await r.decide("investigating", "qa-dri")).accepted
+        await skipping_env.sleep(timedelta(minutes=2))  # minute 11: past the plan's 10
+        assert (await r.decide("approve", "qa-dri")).accepted
+        final = await r.until(lambda s: s.state == "following_up")
+        pages = [e.message for e in final.timeline if e.kind == "escalation"]
+        assert not [p for p in pages if "response target" in p], pages
+        assert r.standins.count("escalate") == 0 and r.standins.count("page") == 0
+        to_decision = [rt for rt in final.response_times if rt.end == "decision"]
+        assert to_decision, final.response_times
+        for rt in to_decision:
+            assert rt.met is True, rt
+            assert rt.plan_target_seconds == 600 and rt.target_seconds >= 19 * 60, rt
+            assert "investigation extension at 5%" in rt.why and "QA" in rt.why, rt.why

@@ -11,6 +11,7 @@ import asyncio
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from temporalio.exceptions import ApplicationError
@@ -19,11 +20,32 @@ from activities.targets import Target, fill, rejected, substitute
 from runbook.policy import MetricQuery, Metrics, MetricsSource
 
 Values = dict[str, float | None]
+DEFAULT_PERIOD = "15m"
+"""`{period}` in a PromQL query read for no particular period (a figure now)."""
 Variant = str
 
 
+@dataclass(frozen=True)
+class Period:
+    """A span of time a query is about (the rollback period: breach start to reversion).
+    Prometheus evaluates at its end with `{period}` as its length; an http_json document has
+    no history, so it answers for now."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def seconds(self) -> float:
+        return max((self.end - self.start).total_seconds(), 0.0)
+
+    def promql(self) -> str:
+        return f"{max(1, math.ceil(self.seconds))}s"
+
+
 class MetricsProvider(Protocol):
-    async def query(self, deployment: str, queries: Mapping[str, MetricQuery]) -> Values: ...
+    async def query(
+        self, deployment: str, queries: Mapping[str, MetricQuery], period: Period | None = None
+    ) -> Values: ...
 
 
 class HttpJsonProvider:
@@ -31,7 +53,9 @@ class HttpJsonProvider:
         self.target = target
         self.url = url
 
-    async def query(self, deployment: str, queries: Mapping[str, MetricQuery]) -> Values:
+    async def query(
+        self, deployment: str, queries: Mapping[str, MetricQuery], period: Period | None = None
+    ) -> Values:
         if not queries:
             return {}
         data = await self.target.get(fill(self.url, deployment=deployment))
@@ -63,16 +87,26 @@ class PrometheusProvider:
     def __init__(self, target: Target) -> None:
         self.target = target
 
-    async def query(self, deployment: str, queries: Mapping[str, MetricQuery]) -> Values:
+    async def query(
+        self, deployment: str, queries: Mapping[str, MetricQuery], period: Period | None = None
+    ) -> Values:
         names = list(queries)
         answers = await asyncio.gather(
-            *(self._instant(deployment, queries[name]) for name in names)
+            *(self._instant(deployment, queries[name], period) for name in names)
         )
         return dict(zip(names, answers, strict=True))
 
-    async def _instant(self, deployment: str, query: MetricQuery) -> float | None:
-        promql = substitute(query.query, {"deployment": _promql_string(deployment)})
-        answer = await self.target.get("/api/v1/query", params={"query": promql})
+    async def _instant(
+        self, deployment: str, query: MetricQuery, period: Period | None = None
+    ) -> float | None:
+        values = {"deployment": _promql_string(deployment), "period": DEFAULT_PERIOD}
+        params: dict[str, str] = {}
+        if period is not None:  # evaluated at the period's end, over its length
+            values["period"] = period.promql()
+            params["time"] = f"{period.end.timestamp():.3f}"
+        promql = substitute(query.query, values)
+        params["query"] = promql
+        answer = await self.target.get("/api/v1/query", params=params)
         data = answer.get("data")
         if answer.get("status") != "success" or not isinstance(data, dict):
             raise rejected(f"prometheus at {self.target.base_url} failed {promql!r}: {answer}")
@@ -132,13 +166,17 @@ class MetricsReader:
         return name in self.source.metrics
 
     async def read(
-        self, deployment: str, names: Iterable[str], baselines: Iterable[str] = ()
+        self,
+        deployment: str,
+        names: Iterable[str],
+        baselines: Iterable[str] = (),
+        period: Period | None = None,
     ) -> Reading:
         wanted = {n: self._query("metrics", self.source.metrics, n) for n in names}
         wanted |= {
             f"baseline:{n}": self._query("baselines", self.source.baselines, n) for n in baselines
         }
-        values = await self.provider.query(deployment, wanted)
+        values = await self.provider.query(deployment, wanted, period)
         return Reading(
             values={n: v for n, v in values.items() if not n.startswith("baseline:")},
             baselines={

@@ -193,7 +193,10 @@ class StakeholderNotificationResult(BaseModel):
     first_sent_at: datetime | None
     summary: str
     affected_share: float | None = None
-    """The share of all queries affected during the canary, as measured for business impact."""
+    """The share of all queries affected over the rollback period (breach start to reversion),
+    as measured for business impact."""
+    affected_how: str = ""
+    """How it was measured, with its inputs (the period, the metric or the estimate's terms)."""
 
 
 class RootCauseInput(BaseModel):

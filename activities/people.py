@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import audience_facts
 from activities.checks import number
-from activities.metrics import MetricsReader
+from activities.metrics import MetricsReader, Period
 from activities.models import (
     AudienceResult,
     IncidentSummary,
@@ -18,6 +18,7 @@ from activities.models import (
     StakeholderNotificationResult,
 )
 from activities.notify import Notifier, prefix
+from runbook.durations import spoken
 from runbook.policy import Audience, Impact
 from runbook.wording import render
 
@@ -32,28 +33,53 @@ class Verdict:
     why: str
     share: float | None = None
     """The share of all queries affected, where that is what was measured."""
+    inputs: str = ""
+    """What the share was measured from (its period, its metric or the estimate's terms)."""
+
+
+def rollback_period(incident: IncidentSummary, now: datetime) -> Period:
+    """The plan's "rollback period": from the breach start (else the trigger) to the traffic
+    reversion (to now while it is not confirmed)."""
+    start = audience_facts.impact_start(incident) or now
+    end = incident.instants.get("traffic_reverted") or now
+    return Period(start=min(start, end), end=end)
+
+
+def _span(period: Period) -> str:
+    return (
+        f"{period.start:%H:%M:%S}–{period.end:%H:%M:%S} UTC "
+        f"({spoken(period.end - period.start)}, breach to reversion)"
+    )
 
 
 async def business_impact(
     reader: MetricsReader, incident: IncidentSummary, impact: Impact
 ) -> Verdict:
-    """The share of all queries that failed: the policy's `affected_share` metric, or the
-    treatment's error rate times the treatment's share of traffic."""
+    """The share of all queries affected over the rollback period (breach start to reversion):
+    the policy's `affected_share` metric over the period (Prometheus: evaluated at the
+    reversion over `{period}`), or estimated as the treatment's error rate times its share of
+    traffic. The verdict names its inputs."""
     limit = impact.business_impact_affected_share
+    period = rollback_period(incident, datetime.now(UTC))
     if reader.defines(AFFECTED_SHARE):
-        share = (await reader.read(incident.deployment, [AFFECTED_SHARE])).values[AFFECTED_SHARE]
-        how = "of queries failed"
+        read = await reader.read(incident.deployment, [AFFECTED_SHARE], period=period)
+        share = read.values[AFFECTED_SHARE]
+        inputs = f"over {_span(period)}: the policy's affected_share"
     else:
         rate = (await reader.variant(incident.deployment, "treatment", ["error_rate"])).get(
             "error_rate"
         )
         phase = incident.phase if incident.phase is not None else 100
         share = None if rate is None else rate * phase / 100
-        how = f"of queries failed (treatment error rate {number(rate)} on {phase}% of traffic)"
+        inputs = (
+            f"over {_span(period)}: estimated as the treatment error rate {number(rate)} × "
+            f"{phase}% of traffic"
+        )
     if share is None:
         return Verdict(None, "business impact could not be measured")
     occurred = share > limit
-    return Verdict(occurred, f"{share:.3%} {how}, {'>' if occurred else '<='} {limit:.2%}", share)
+    said = f"{share:.3%} of queries affected {inputs}, {'>' if occurred else '<='} {limit:.2%}"
+    return Verdict(occurred, said, share, inputs)
 
 
 async def sla_breach(reader: MetricsReader, incident: IncidentSummary, impact: Impact) -> Verdict:
@@ -152,6 +178,7 @@ class Stakeholders:
         sent = [r.sent_at for r in results if r.sent_at is not None]
         return StakeholderNotificationResult(
             affected_share=verdicts["business_impact"].share,
+            affected_how=verdicts["business_impact"].inputs,
             audiences=results,
             first_sent_at=min(sent) if sent else None,
             summary=summary(inp, results),

@@ -65,7 +65,9 @@ class Demo:
             f"  DEMO POLICY ({self.policy.name}): {self.sustain('error_rate')}, read every "
             f"{format_duration(self.policy.watch.interval)} — the plan's is 2 minutes, every 15 s"
         )
-        await self.inject(http, "search-a", {"treatment_error_rate": 0.052})
+        # 3 % of the treatment's queries fail: over the trigger's 0.5 % of all traffic at 25 %,
+        # under the plan's "<1 % of queries affected" when the rollback is as fast as it should.
+        await self.inject(http, "search-a", {"treatment_error_rate": 0.03})
         figures = (await http.get(f"{self.target}/metrics/search-a")).json()
         total, treatment = figures["total"], figures["treatment"]
         self.say(
@@ -171,6 +173,12 @@ class Demo:
                 )
                 missed = [rt.name for rt in final.response_times if rt.met is False]
                 self.check(not missed, f"{name}: missed {', '.join(missed)}")
+                names = {t.id: t.name for t in self.policy.recovery_targets}
+                for target, measure in final.recovery.items():
+                    self.check(
+                        measure.result != "fail",
+                        f"{name}: {names.get(target, target)} failed: {measure.evidence}",
+                    )
                 failed = [s.name for s in final.steps if s.outcome != "ok"]
                 self.check(not failed, f"{name}: steps not ok: {', '.join(failed)}")
                 split = (await http.get(f"{self.target}/lb/{name}/split")).json()

@@ -63,7 +63,10 @@ def demo(
         stack.check()
         if failures:
             raise Failure("the demo failed: " + "; ".join(failures))
-        typer.echo("\nDemo passed: both rollbacks met the plan's targets.")
+        typer.echo(
+            "\nDemo passed: both rollbacks met the plan's response targets, every step ok, "
+            "no recovery measure failed, traffic back on control."
+        )
         if once:
             return
         typer.echo("Everything stays up for exploring (rollback status, the Web UI). Ctrl-C stops.")

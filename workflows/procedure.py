@@ -144,8 +144,8 @@ class Procedure:
         )
         self._final_owed = notified is not None and bool(told.unconfirmed)
         if notified is not None and notified.affected_share is not None:
-            share = notified.affected_share
-            self._measure("affected_share", lambda target: _affected(share, target.threshold))
+            share, how = notified.affected_share, notified.affected_how
+            self._measure("affected_share", lambda target: _affected(share, target.threshold, how))
         if notified is not None and notified.first_sent_at is not None:
             s.instants["first_notification"] = workflow.now()
         for held in notified.audiences if notified is not None else []:
@@ -571,12 +571,14 @@ class Procedure:
         self.comms.wait_for(pending, ctx)
 
 
-def _affected(share: float, threshold: float | None) -> RecoveryMeasure | None:
-    """User impact: the share of queries affected, under the target's threshold."""
+def _affected(share: float, threshold: float | None, how: str = "") -> RecoveryMeasure | None:
+    """User impact: the share of queries affected over the rollback period, under the target's
+    threshold; with how it was measured (its inputs) when the step said."""
     if threshold is None:
         return None
     ok = share < threshold
+    inputs = f" ({how})" if how else ""
     return RecoveryMeasure(
         result="pass" if ok else "fail",
-        evidence=f"{share:.3%} of queries affected, {'<' if ok else '>='} {threshold:.2%}",
+        evidence=f"{share:.3%} of queries affected, {'<' if ok else '>='} {threshold:.2%}{inputs}",
     )

@@ -45,9 +45,13 @@ async def test_stakeholders_are_told_from_measured_impact(
 
     by_id = {a.audience: a for a in result.audiences}
     assert [a for a in by_id if by_id[a].sent] == ["engineering", "product", "leadership"]
-    assert by_id["leadership"].reason == (
-        "sent: 1.250% of queries failed (treatment error rate 0.05 on 25% of traffic), > 0.10%"
-    )
+    reason = by_id["leadership"].reason
+    assert reason.startswith("sent: 1.250% of queries affected over "), reason
+    assert "UTC (4m, breach to reversion)" in reason, reason  # the helper's breach → reversion
+    assert reason.endswith(
+        ": estimated as the treatment error rate 0.05 × 25% of traffic, > 0.10%"
+    ), reason
+    assert "over " in result.affected_how and "0.05 × 25%" in result.affected_how
     assert by_id["customer_comms"].reason == (
         "held: wording needs approval by the business impact authority"
     )

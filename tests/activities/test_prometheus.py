@@ -7,12 +7,13 @@ import asyncio
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from activities.metrics import MetricsReader, PrometheusProvider
+from activities.metrics import MetricsReader, Period, PrometheusProvider
 from activities.models import BaselineCheckInput
 from activities.procedure import RollbackActivities
 from activities.targets import Target
@@ -104,7 +105,8 @@ async def test_the_policy_promql_reads_the_simulator(reader: MetricsReader) -> N
     assert values["p99_latency_seconds"] == pytest.approx(0.18, rel=0.1)
     assert values["baseline p99_latency_seconds"] == pytest.approx(0.18, rel=0.1)
     assert values["p99_latency_increase"] == pytest.approx(0.0, abs=0.05)
-    assert values["affected_share"] == pytest.approx(0.0005, rel=0.05)
+    # The treatment's failed queries over all of them: 25 % of the traffic, at the same rate.
+    assert values["affected_share"] == pytest.approx(0.0005 * 0.25, rel=0.15)
     treatment = await reader.variant("canary", "treatment", reader.source.variants)
     assert treatment["error_rate"] == pytest.approx(0.0005, rel=0.05)
     assert treatment["ndcg_at_10"] == pytest.approx(0.5234)
@@ -128,3 +130,16 @@ async def test_baseline_check_through_prometheus(
     finally:
         await acts.aclose()
     assert result.healthy, result.summary
+
+
+async def test_the_affected_share_is_read_over_the_rollback_period(reader: MetricsReader) -> None:
+    """Issue 20: "user impact" was the error share now; it is the share over the rollback
+    period, evaluated at the reversion (Prometheus's `time`) over its length (`{period}`)."""
+    await eventually_complete(reader, "canary")
+    now = datetime.now(UTC)
+    recent = Period(start=now - timedelta(seconds=60), end=now)
+    read = await reader.read("canary", ["affected_share"], period=recent)
+    assert read.values["affected_share"] == pytest.approx(0.0005 * 0.25, rel=0.15)
+    before = Period(start=now - timedelta(hours=2), end=now - timedelta(hours=1))
+    earlier = await reader.read("canary", ["affected_share"], period=before)
+    assert earlier.values["affected_share"] is None  # Prometheus held nothing then

@@ -16,7 +16,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "client": {"contract", "runbook"},
     "workflows": {"runbook", "contract", "activities"},
     "activities": {"runbook", "contract", "config", "client"},
-    "worker": {"runbook", "contract", "config", "workflows", "activities"},
+    "worker": {"runbook", "contract", "config", "client", "workflows", "activities"},
     "gateway": {"runbook", "contract", "client", "config"},
     "cli": {
         "runbook",

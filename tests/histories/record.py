@@ -186,6 +186,23 @@ async def handed_over_after_rollback(r: Rig) -> WorkflowHandle[object, RollbackS
     return handle  # type: ignore[return-value]
 
 
+async def confirmed_after_step_5(r: Rig) -> WorkflowHandle[object, RollbackStatus]:
+    """The load balancer refuses past Step 1's budget: Step 5 tells the audiences what is done
+    and what is still being done; once the split is confirmed their own words go out, and the
+    one incident is resolved (issue 20)."""
+    r.standins.action_faults = {"traffic_split": 8}
+    r.standins.sla_breach = True  # customer wording: asked for only once confirmed
+    handle = await r.trigger("error_rate", source="alertmanager")
+    await r.until(lambda s: bool(s.comms))
+    reply = await handle.execute_update(
+        COMMS_UPDATE,
+        CommsApprovalInput(action="approve", person="sprint-pm"),
+        result_type=DecisionReply,
+    )
+    assert reply.accepted, reply.message
+    return handle  # type: ignore[return-value]
+
+
 async def until_handed_over(r: Rig, run_id: str | None) -> None:
     for _ in range(400):
         description = await r.client.get_workflow_handle(
@@ -217,6 +234,15 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "handed_over_after_rollback": (
         handed_over_after_rollback,
         {"decisions.after_rollback_watch": "15s"},
+    ),
+    "confirmed_after_step_5": (
+        confirmed_after_step_5,
+        {
+            **PAGED,
+            "procedure.0.steps.0.budget": "1s",
+            "procedure.0.steps.1.budget": "1s",
+            "decisions.after_rollback_watch": "5s",
+        },
     ),
 }
 

@@ -214,14 +214,19 @@ class StandIns:
         self, inp: StakeholderNotificationInput
     ) -> StakeholderNotificationResult:
         self.calls.append(("stakeholder_notification", inp))
+        under_way = bool(inp.incident.unconfirmed)  # as the real step: nothing held yet
         held = [
             AudienceResult(
                 audience="customer_comms",
                 channel="#customer-comms",
                 sent=False,
-                reason="held: wording needs approval by the business impact authority",
-                held_for_approval=True,
-                wording="Search results were degraded for some users; service is restored.",
+                reason="waits: its wording is asked for once every Phase 1 action is confirmed"
+                if under_way
+                else "held: wording needs approval by the business impact authority",
+                held_for_approval=not under_way,
+                wording=""
+                if under_way
+                else "Search results were degraded for some users; service is restored.",
             )
         ]
         return StakeholderNotificationResult(

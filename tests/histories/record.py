@@ -115,7 +115,10 @@ async def escalation_climb(r: Rig) -> WorkflowHandle[object, RollbackStatus]:
     r.standins.unhealthy = True
     handle = await r.trigger("error_rate", source="alertmanager")
     key = "failed:health_validation"
-    await r.until(lambda s: any(e.key == key and len(e.told) >= 2 for e in s.escalations))
+    # The reason's own record (v0.1.0) or the rollback's one incident it joined (v0.2.0).
+    await r.until(
+        lambda s: any(e.key in (key, "incident") and len(e.told) >= 2 for e in s.escalations)
+    )
     reply = await handle.execute_update(
         ESCALATION_ACK_UPDATE,
         EscalationAck(key=key, person="eng-manager", via="cli", request_id="ack-esc-1"),
@@ -196,7 +199,9 @@ async def confirmed_after_step_5(r: Rig) -> WorkflowHandle[object, RollbackStatu
     await r.until(lambda s: bool(s.comms))
     reply = await handle.execute_update(
         COMMS_UPDATE,
-        CommsApprovalInput(action="approve", person="sprint-pm"),
+        # The split was not read (it kept failing): the strictest phase, 100 %, whose
+        # business-impact authority is the VP.
+        CommsApprovalInput(action="approve", person="vp-eng"),
         result_type=DecisionReply,
     )
     assert reply.accepted, reply.message
@@ -377,7 +382,8 @@ async def main(release: str, names: list[str]) -> None:
         raise SystemExit(f"unknown scenario(s) {sorted(unknown)}; known: {sorted(SCENARIOS)}")
     OUT = HERE / release
     OUT.mkdir(exist_ok=True)
-    policy = load_policy(DEFAULT_POLICY)
+    # Identities taken as said: the scenarios act as anyone (test_identity*.py sign).
+    policy = load_policy(DEFAULT_POLICY.parent / "asserted.yaml")
     async with await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_cli(),

@@ -89,23 +89,25 @@ def interim(incident: IncidentSummary, told: Mapping[str, str | None]) -> str:
     nothing more (not "rolled back", not "back to normal")."""
     at = f" at {told['phase']}" if told.get("phase") else ""
     done = ", ".join(incident.confirmed) or "nothing confirmed yet"
-    pending = ", ".join(incident.unconfirmed or [])
+    pending = ", ".join(a for a in incident.unconfirmed or [] if a not in incident.failed)
+    failed = ", ".join(incident.failed)
     reverted = incident.instants.get("traffic_reverted")
     traffic = (
         f"Traffic is back on the previous version since {reverted:%H:%M} UTC."
         if reverted is not None
         else "Traffic is not yet confirmed back on the previous version."
     )
-    return "\n".join(
-        [
-            f"*{told['deployment']}: rollback under way* ({told['trigger']}{at}): {told['reason']}",
-            f"Decided {told['decided_by']}.",
-            f"Done: {done}.",
-            f"Still being done: {pending}.",
-            traffic,
-            f"We will post again when every action is confirmed. {told['links']}",
-        ]
-    )
+    lines = [
+        f"*{told['deployment']}: rollback under way* ({told['trigger']}{at}): {told['reason']}",
+        f"Decided {told['decided_by']}.",
+        f"Done: {done}.",
+    ]
+    if pending:
+        lines.append(f"Still being done: {pending}.")
+    if failed:
+        lines.append(f"Failed, in the on-call's hands: {failed}.")
+    lines += [traffic, f"You will hear here once every action is confirmed. {told['links']}"]
+    return "\n".join(lines)
 
 
 def decided_by(incident: IncidentSummary) -> str:

@@ -147,6 +147,8 @@ class IncidentSummary(BaseModel):
     done, and the audiences' own words follow once every action is confirmed."""
     confirmed: list[str] = []
     """Phase 1 actions confirmed so far."""
+    failed: list[str] = []
+    """Phase 1 actions refused or given up: nothing is being done about them, a person is."""
 
 
 class ReadFiguresInput(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.exceptions import ApplicationError
 
@@ -18,9 +18,9 @@ from activities.models import (
     StakeholderNotificationResult,
 )
 from activities.notify import Notifier, prefix
-from runbook.durations import spoken
+from runbook.durations import format_duration, spoken
 from runbook.policy import Audience, Impact
-from runbook.wording import render
+from runbook.wording import named_facts, render
 
 STEP = "stakeholder_notification"
 AFFECTED_SHARE = "affected_share"
@@ -37,19 +37,31 @@ class Verdict:
     """What the share was measured from (its period, its metric or the estimate's terms)."""
 
 
-def rollback_period(incident: IncidentSummary, now: datetime) -> Period:
+MAX_LOOKBACK = timedelta(hours=6)
+"""The rollback period starts at most this long before the trigger (an alert firing for days
+says nothing about this canary's hours)."""
+
+
+def rollback_period(incident: IncidentSummary, now: datetime) -> tuple[Period, str]:
     """The plan's "rollback period": from the breach start (else the trigger) to the traffic
-    reversion (to now while it is not confirmed)."""
-    start = audience_facts.impact_start(incident) or now
-    end = incident.instants.get("traffic_reverted") or now
-    return Period(start=min(start, end), end=end)
-
-
-def _span(period: Period) -> str:
-    return (
-        f"{period.start:%H:%M:%S}–{period.end:%H:%M:%S} UTC "
-        f"({spoken(period.end - period.start)}, breach to reversion)"
+    reversion (to now while it is not confirmed); with the period said in words, naming which
+    ends were known ("12:34:05 (breach) to 12:41:10 UTC (reversion), 7m 5s")."""
+    instants = incident.instants
+    trigger = instants.get("trigger") or incident.started_at
+    breach = instants.get("breach")
+    start, began = (breach, "breach") if breach else (trigger, "trigger")
+    if start is None:
+        start, began = now, "now"
+    elif trigger is not None and start < trigger - MAX_LOOKBACK:
+        start, began = trigger - MAX_LOOKBACK, f"{format_duration(MAX_LOOKBACK)} before the trigger"
+    reverted = instants.get("traffic_reverted")
+    end, ended = (reverted, "reversion") if reverted else (now, "now, not reverted yet")
+    period = Period(start=min(start, end), end=end)
+    words = (
+        f"{period.start:%H:%M:%S} ({began}) to {period.end:%H:%M:%S} UTC ({ended}), "
+        f"{spoken(period.end - period.start)}"
     )
+    return period, words
 
 
 async def business_impact(
@@ -58,13 +70,13 @@ async def business_impact(
     """The share of all queries affected over the rollback period (breach start to reversion):
     the policy's `affected_share` metric over the period (Prometheus: evaluated at the
     reversion over `{period}`), or estimated as the treatment's error rate times its share of
-    traffic. The verdict names its inputs."""
+    traffic. The verdict names its inputs (`inputs`), apart from its short `why`."""
     limit = impact.business_impact_affected_share
-    period = rollback_period(incident, datetime.now(UTC))
+    period, span = rollback_period(incident, datetime.now(UTC))
     if reader.defines(AFFECTED_SHARE):
         read = await reader.read(incident.deployment, [AFFECTED_SHARE], period=period)
         share = read.values[AFFECTED_SHARE]
-        inputs = f"over {_span(period)}: the policy's affected_share"
+        inputs = f"the policy's affected_share over {span}"
     else:
         rate = (await reader.variant(incident.deployment, "treatment", ["error_rate"])).get(
             "error_rate"
@@ -72,13 +84,13 @@ async def business_impact(
         phase = incident.phase if incident.phase is not None else 100
         share = None if rate is None else rate * phase / 100
         inputs = (
-            f"over {_span(period)}: estimated as the treatment error rate {number(rate)} × "
-            f"{phase}% of traffic"
+            f"estimated: the treatment error rate as read now, {number(rate)}, × {phase}% of "
+            f"traffic, for {span}"
         )
     if share is None:
         return Verdict(None, "business impact could not be measured")
     occurred = share > limit
-    said = f"{share:.3%} of queries affected {inputs}, {'>' if occurred else '<='} {limit:.2%}"
+    said = f"{share:.3%} of queries affected, {'>' if occurred else '<='} {limit:.2%}"
     return Verdict(occurred, said, share, inputs)
 
 
@@ -148,6 +160,11 @@ class Stakeholders:
                     "waits: its wording is asked for once every Phase 1 action is confirmed"
                 )
                 continue
+            unknown = missing_facts(audience, told)
+            if audience.approval is not None and unknown:
+                # Approved words go outside: never the engine's engineering summary instead.
+                result.reason = f"waits: its template needs {', '.join(unknown)}, not known yet"
+                continue
             if under_way:
                 text = f"{prefix(inp.ctx)}{audience_facts.interim(inp.incident, told)}"
                 key, result.interim = f"{key}/interim", True
@@ -172,7 +189,8 @@ class Stakeholders:
             result.sent, result.sent_at = True, datetime.now(UTC)
             sure = "" if verdict.occurred else " (unmeasured, so told)"
             told_what = "sent what is done and still being done" if under_way else "sent"
-            result.reason = f"{told_what}: {verdict.why}{sure}"
+            how = f" ({verdict.inputs})" if verdict.inputs else ""
+            result.reason = f"{told_what}: {verdict.why}{how}{sure}"
         if retry is not None:
             raise retry  # the audiences already told are not told twice (same keys)
         sent = [r.sent_at for r in results if r.sent_at is not None]
@@ -208,6 +226,13 @@ async def measured(what: str, verdict: Awaitable[Verdict]) -> Verdict:
         if error.type == "PolicyIncomplete":
             raise
         return Verdict(None, f"{what} could not be measured (metrics unavailable: {error.message})")
+
+
+def missing_facts(audience: Audience, told: dict[str, str | None]) -> list[str]:
+    """The facts the audience's template names that are not known yet."""
+    if not audience.template:
+        return []
+    return sorted(f for f in named_facts(audience.template) if told.get(f) is None)
 
 
 def message(

@@ -34,6 +34,8 @@ async def keep_channel_share(
             seen = await workers(client, task_queue, activities=True)
         except (RPCError, RuntimeError) as error:  # Temporal away: keep the share we had
             log.debug("who polls %r: not known now (%s)", task_queue, error)
+        except Exception:  # never end silently: the share would freeze
+            log.exception("who polls %r: unexpected failure; keeping the share", task_queue)
         else:
             count = max(1, seen.live)
             if count != pace.workers:

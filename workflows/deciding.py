@@ -9,7 +9,7 @@ long history hands over in the middle of a window and the next run goes on where
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from temporalio import workflow
@@ -330,6 +330,8 @@ class Deciding:
         rb = self.rb
         self._adopt_trigger(judged.event, judged)
         rb.status.mode = "manual"
+        if rb.v20:
+            rb.status.decision_extended = None  # an extension is its own window's
         rb.record(*self.window.open(judged.event.trigger, judged.at, judged.res))
         rb.set_state("awaiting_decision")
         self._changed()
@@ -355,6 +357,8 @@ class Deciding:
             self.rb.messenger.spawn(self._figures_before())
         s.instants["trigger"] = judged.at
         breach = event.breach_started_at
+        if breach is not None and breach.tzinfo is None:  # a sender's time without a zone: UTC
+            breach = breach.replace(tzinfo=timezone.utc)  # noqa: UP017 (module state)
         if breach is not None:  # the earliest breach known; never after the trigger itself
             breach = min(breach, judged.at, s.instants.get("breach", judged.at))
             s.instants["breach"] = breach

@@ -38,7 +38,8 @@ MESSAGE_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
 )
-MESSAGE_ATTEMPT = timedelta(seconds=30)
+MESSAGE_ATTEMPT = timedelta(minutes=2)
+"""An attempt includes its wait for the channel's turn (Slack's pace: a busy channel's queue)."""
 MESSAGE_DEADLINE = timedelta(minutes=10)
 MESSAGE_MIN = timedelta(seconds=5)
 """The least a message in order is given, however late its turn came."""

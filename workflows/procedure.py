@@ -133,6 +133,8 @@ class Procedure:
         )
         if reverted is not None and health is not None and deep is not None:
             s.instants["stabilized"] = workflow.now()
+        if rb.v20:  # the messages before it land first; then what is true at that moment
+            await rb.messenger.caught_up(BEHIND_MESSAGES)
         told = self.incident()
         notified = await self._step(
             "stakeholder_notification",
@@ -140,7 +142,6 @@ class Procedure:
             StakeholderNotificationInput(
                 ctx=rb.ctx(), notifications=self.policy.notifications, incident=told
             ),
-            posts=True,
         )
         self._final_owed = notified is not None and bool(told.unconfirmed)
         if notified is not None and notified.affected_share is not None:
@@ -399,6 +400,12 @@ class Procedure:
         if notified is None:
             return  # on the timeline: message_failed
         rb.record("stakeholders", f"every Phase 1 action confirmed: {notified.summary}")
+        if notified.first_sent_at is not None:
+            rb.status.instants.setdefault("first_notification", workflow.now())
+        if notified.affected_share is not None:  # now over the whole period, to the reversion
+            share, how = notified.affected_share, notified.affected_how
+            self._measure("affected_share", lambda target: _affected(share, target.threshold, how))
+        rb.details()
         for held in notified.audiences:
             if held.held_for_approval:
                 self._hold_for_approval(held)
@@ -533,6 +540,7 @@ class Procedure:
             ],
             unconfirmed=[a.name for a in s.unconfirmed()] if self.rb.v20 else None,
             confirmed=[a.name for a in s.actions if a.confirmed],
+            failed=[a.name for a in s.actions if a.state in ("refused", "gave_up")],
             user_effect=self.policy.triggers[trigger].user_effect if trigger else "",
             evidence=dict(s.evidence),
             figures_before=dict(s.figures_before),

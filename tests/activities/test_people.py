@@ -22,6 +22,7 @@ from activities.models import (
     StakeholderNotificationInput,
 )
 from activities.notify import ConsoleNotifier
+from activities.people import missing_facts
 from activities.procedure import RollbackActivities
 from runbook.policy import Policy
 from runbook.schema import FILE
@@ -46,12 +47,11 @@ async def test_stakeholders_are_told_from_measured_impact(
     by_id = {a.audience: a for a in result.audiences}
     assert [a for a in by_id if by_id[a].sent] == ["engineering", "product", "leadership"]
     reason = by_id["leadership"].reason
-    assert reason.startswith("sent: 1.250% of queries affected over "), reason
-    assert "UTC (4m, breach to reversion)" in reason, reason  # the helper's breach → reversion
-    assert reason.endswith(
-        ": estimated as the treatment error rate 0.05 × 25% of traffic, > 0.10%"
-    ), reason
-    assert "over " in result.affected_how and "0.05 × 25%" in result.affected_how
+    assert reason.startswith("sent: 1.250% of queries affected, > 0.10% (estimated: "), reason
+    # The estimate says what it is made of, and which ends of the period were known.
+    assert "the treatment error rate as read now, 0.05, × 25% of traffic, for " in reason
+    assert "(breach) to " in reason and "UTC (reversion), 4m)" in reason, reason
+    assert result.affected_how.startswith("estimated: the treatment error rate as read now")
     assert by_id["customer_comms"].reason == (
         "held: wording needs approval by the business impact authority"
     )
@@ -335,6 +335,33 @@ def test_while_an_action_is_unconfirmed_audiences_hear_what_is_done_and_what_is_
     assert "not yet confirmed back on the previous version" in words
     for never in ("rolled back", "reverted", "normal"):
         assert never not in words.lower(), words
+
+    refused = incident(
+        "search-a",
+        unconfirmed=["Traffic split to control", "Stop hedging-service"],
+        confirmed=[],
+        failed=["Stop hedging-service"],
+    )
+    words = audience_facts.interim(refused, told)
+    assert "Still being done: Traffic split to control." in words  # not the refused one
+    assert "Failed, in the on-call's hands: Stop hedging-service." in words
+
+
+def test_approved_words_never_fall_back_to_the_engines_summary(policy: Policy) -> None:
+    """A held audience (customers) whose template names a fact not known yet waits; the
+    engine's plain summary (links, commands) is for the teams, not for customers."""
+    customers = next(a for a in policy.notifications.audiences if a.approval is not None)
+    told = audience_facts.facts(
+        audience_incident("search-a"),
+        figures_now=None,
+        impact="none",
+        sla="held",
+        affected_share=None,
+        workflow_url="http://ui/x",
+    )
+    assert missing_facts(customers, told) == []
+    told["ended"] = None
+    assert missing_facts(customers, told) == ["ended"]
 
 
 def test_a_template_naming_an_unknown_fact_is_refused(policy: Policy) -> None:

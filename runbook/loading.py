@@ -42,13 +42,38 @@ in place of its own (a driver example changes `targets` and keeps the rest of th
 MAX_EXTENDS = 8
 
 
+MAX_BYTES = 1 << 20
+"""A policy file is a few hundred lines: one over a megabyte is refused unread."""
+MAX_DEPTH = 32
+"""Nesting deeper than any policy needs is refused before anything walks it."""
+MAX_ALIASES = 64
+"""YAML aliases (`*name`) per file: enough for sharing a block, not for a billion laughs."""
+
+
 def load_policy(path: str | Path) -> Policy:
     source = str(path)
+    return parse_policy(read_text(Path(path), source), source, base=Path(path).resolve().parent)
+
+
+def read_text(path: Path, source: str, where: str = "") -> str:
+    """The file as UTF-8 text, or one line saying why it cannot be a policy."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_BYTES + 1)
     except OSError as error:
-        raise PolicyError(source, [Problem("", f"cannot read: {error.strerror}")]) from None
-    return parse_policy(text, source, base=Path(path).resolve().parent)
+        what = f"cannot read {path}" if where else "cannot read"  # `extends` names the file
+        raise PolicyError(source, [Problem(where, f"{what}: {error.strerror}")]) from None
+    if len(raw) > MAX_BYTES:
+        problem = Problem(where, f"larger than {MAX_BYTES // 1024} KiB: not a policy file")
+        raise PolicyError(source, [problem])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        problem = Problem(
+            where, f"not UTF-8: byte 0x{raw[error.start]:02x} on line {line} (save it as UTF-8)"
+        )
+        raise PolicyError(source, [problem]) from None
 
 
 OVERRIDES = "overrides"
@@ -81,11 +106,11 @@ def _override(data: dict[str, Any], overrides: Any, source: str) -> None:
         node: Any = data
         try:
             for part in parents:
-                node = node[int(part)] if isinstance(node, list) else node[part]
+                node = node[int(part)] if isinstance(node, list) else node[_key(node, part)]
             if isinstance(node, list):
                 node[int(last)] = value
             elif isinstance(node, dict):
-                node[last] = value  # a field the schema does not know is refused below
+                node[_key(node, last)] = value  # a field the schema does not know: refused below
             else:
                 raise KeyError(last)
         except (KeyError, IndexError, ValueError, TypeError):
@@ -93,14 +118,70 @@ def _override(data: dict[str, Any], overrides: Any, source: str) -> None:
             raise PolicyError(source, [problem]) from None
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML as a policy file needs it: a key twice in one mapping, nesting deeper than
+    `MAX_DEPTH` and more than `MAX_ALIASES` aliases are errors naming the line."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.MarkedYAMLError(
+                    None, None, f"more than {MAX_ALIASES} aliases (*name)", mark
+                )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.MarkedYAMLError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:
+                continue  # an unhashable key: SafeLoader says so itself
+            if first != key_node.start_mark.line + 1:
+                raise yaml.MarkedYAMLError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first on line {first}): one of them would be lost",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _key(node: dict[Any, Any], part: str) -> Any:
+    """A dotted path's part as the mapping holds it: `5` is the phase cell 5 (YAML reads it
+    as a number), unless the mapping has the text "5"."""
+    if part not in node and part.lstrip("-").isdigit() and int(part) in node:
+        return int(part)
+    return part
+
+
 def _sections(text: str, source: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=StrictLoader)  # a SafeLoader, stricter
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise PolicyError(source, [Problem("", f"invalid YAML: {where}{problem}")]) from None
+    except RecursionError:
+        raise PolicyError(source, [Problem("", "invalid YAML: nested too deeply")]) from None
     if not isinstance(data, dict):
         raise PolicyError(source, [Problem("", "must be a mapping of policy sections")])
     return data
@@ -121,11 +202,7 @@ def _extended(
     if path in seen or len(seen) >= MAX_EXTENDS:
         chain = " → ".join(str(p) for p in [*seen, path])
         raise PolicyError(source, [Problem(EXTENDS, f"policies extend each other: {chain}")])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        problem = Problem(EXTENDS, f"cannot read {path}: {error.strerror}")
-        raise PolicyError(source, [problem]) from None
+    text = read_text(path, source, EXTENDS)
     inherited = _extended(_sections(text, str(path)), str(path), path.parent, [*seen, path])
     return {**inherited, **data}
 

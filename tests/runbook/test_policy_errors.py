@@ -100,3 +100,71 @@ def test_missing_file_and_non_mapping(tmp_path: Path, capsys: pytest.CaptureFixt
     listed.write_text("- 1\n- 2\n")
     assert main(["policy", "check", str(listed)]) == 2
     assert "must be a mapping" in capsys.readouterr().err
+
+
+# --- issue 21: strict policy files ---------------------------------------------------------
+
+
+def refused(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """`rollback policy check` on it: exit 2 and one line naming the file, no traceback."""
+    assert main(["policy", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "Traceback" not in err, err
+    return err
+
+
+def test_a_key_twice_is_refused_with_both_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A duplicated `qa_dri:` under `roster` was last-one-wins: the QA DRI became dri-search."""
+    twice = tmp_path / "twice.yaml"
+    lines = GOOD.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  qa_dri: ["))
+    first = next(i for i, line in enumerate(lines) if line.startswith("roster:")) + 1
+    lines.insert(at + 1, "  qa_dri: [dri-search]")
+    twice.write_text("\n".join(lines) + "\n")
+    err = refused(twice, capsys)
+    assert f"line {at + 2}" in err and "duplicate key 'qa_dri'" in err, err
+    assert f"first on line {at + 1}" in err and first <= at + 1, err
+
+
+def test_not_utf8_deep_nesting_aliases_and_size_are_refused_in_bounded_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(
+        GOOD.encode("utf-8").replace(b"name: ", "name: Caf\xe9 ".encode("latin-1"), 1)
+    )
+    assert "not UTF-8: byte 0xe9 on line" in refused(latin, capsys)
+
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "nested deeper than" in refused(deep, capsys)
+
+    laughs = tmp_path / "laughs.yaml"
+    rows = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    rows += [
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    laughs.write_text("\n".join(rows) + "\n")
+    assert "more than 64 aliases" in refused(laughs, capsys)
+
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(GOOD + "#" + "x" * (1 << 20) + "\n")
+    assert "larger than 1024 KiB" in refused(huge, capsys)
+
+
+def test_overrides_address_a_numbered_matrix_cell(tmp_path: Path) -> None:
+    """`decision_matrix.quality_regression.5.window` "named nothing": YAML reads 5 as a number."""
+    demo = tmp_path / "demo.yaml"
+    demo.write_text(
+        f"extends: {DEFAULT_POLICY}\n"
+        "overrides:\n"
+        "  decision_matrix.quality_regression.5.window: 3m\n"
+    )
+    from runbook.loading import load_policy
+
+    policy = load_policy(demo)
+    assert policy.decision_matrix["quality_regression"][5].window is not None
+    assert policy.decision_matrix["quality_regression"][5].window.total_seconds() == 180

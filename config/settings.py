@@ -76,7 +76,11 @@ class Settings(BaseSettings):
     alerts_token: str | None = Field(
         None, description="bearer token Alertmanager and Grafana must send to /alerts/…"
     )
-    max_body_bytes: int = Field(1_000_000, description="larger webhook bodies are refused (413)")
+    max_body_bytes: int = Field(
+        4_000_000,
+        description="larger webhook bodies are refused (413); Alertmanager sends every alert of a "
+        "group in one body (10,000 alerts are about 2-4 MB)",
+    )
     alerts_answer_within: float = Field(
         1.5,
         gt=0,

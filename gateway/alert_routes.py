@@ -6,11 +6,12 @@ import hmac
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Response
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Response
+from pydantic import ValidationError
 
 from config.settings import Settings
 from gateway.alert_delivery import AlertDelivery, AlertsResponse
-from gateway.alerts import AlertmanagerWebhook, GrafanaWebhook
+from gateway.alerts import AlertmanagerWebhook, GrafanaLegacyWebhook, GrafanaWebhook
 from gateway.metrics import GatewayMetrics
 from gateway.temporal_link import TemporalLink
 from runbook.policy import Policy
@@ -63,9 +64,32 @@ def alerts_router(
         return await answer(body.alerts, "alertmanager", response)
 
     @router.post("/grafana", response_model=AlertsResponse, dependencies=[Depends(authorized)])
-    async def grafana(body: GrafanaWebhook, response: Response) -> AlertsResponse:
-        """Grafana's webhook contact point (version 1)."""
-        return await answer(body.alerts, "grafana", response)
+    async def grafana(
+        response: Response, body: Annotated[dict[str, Any], Body()]
+    ) -> AlertsResponse:
+        """Grafana's webhook contact point: unified alerting (version 1), or legacy alerting
+        (no version; `state` alerting, ok or no_data)."""
+        return await answer(grafana_alerts(body), "grafana", response)
 
     router.delivery = delivery  # type: ignore[attr-defined]
     return router
+
+
+def grafana_alerts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alerts of a Grafana body, whichever of its two webhook formats; 422 naming what is
+    wrong (and the formats taken) otherwise."""
+    legacy = "version" not in body and "alerts" not in body and "state" in body
+    try:
+        if legacy:
+            return GrafanaLegacyWebhook.model_validate(body).alerts()
+        return GrafanaWebhook.model_validate(body).alerts
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise HTTPException(
+            422,
+            f"{where}: {first['msg']} (taken: Grafana's unified alerting webhook, version 1, "
+            "or its legacy alerting webhook, with `state`)",
+        ) from None
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None

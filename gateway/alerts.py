@@ -8,7 +8,7 @@ for one poison alert.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,6 +17,8 @@ from contract.rollback import TriggerEvent, deployment_problem
 from contract.watch import BlindSpotEvent
 from runbook.policy import Policy
 
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of the gateway's clock an alert's startsAt may be (clocks drift)."""
 PHASE_LABEL = re.compile(r"[0-9]{1,3}")
 """ASCII digits only: `²` is a digit to `str.isdigit()` and not to `int()`."""
 
@@ -52,7 +54,8 @@ class AlertmanagerWebhook(_Lenient):
     status: Literal["firing", "resolved"]
     receiver: str
     alerts: list[dict[str, Any]] = Field(
-        max_length=1000, description="Alertmanager alerts (`Alert`), judged one by one"
+        description="Alertmanager alerts (`Alert`), judged one by one: any number of them "
+        "within the gateway's body limit (ROLLBACK_MAX_BODY_BYTES)"
     )
     groupKey: str = ""
     truncatedAlerts: int = 0
@@ -70,6 +73,49 @@ class GrafanaWebhook(AlertmanagerWebhook):
     title: str = ""
     state: str = ""
     message: str = ""
+
+
+LEGACY_STATES = {"alerting": "firing", "ok": "resolved", "no_data": "firing"}
+"""Grafana's legacy alerting (before unified alerting; Grafana 8 and earlier) sends one rule's
+state per body; `no_data` is a blind spot (alertname `DatasourceNoData`), never a breach."""
+
+
+class GrafanaLegacyWebhook(_Lenient):
+    """Grafana's legacy alerting webhook: no `version`, one rule, `state`, `tags`."""
+
+    state: str
+    ruleName: str = ""
+    ruleId: int | None = None
+    title: str = ""
+    message: str = ""
+    ruleUrl: str = ""
+    tags: dict[str, Any] = {}
+    evalMatches: list[dict[str, Any]] = []
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The rule as one alert of Grafana's own (version 1) shape, judged like any other."""
+        status = LEGACY_STATES.get(self.state)
+        if status is None:
+            raise ValueError(
+                f"state {self.state!r}: Grafana's legacy webhook is taken with state "
+                f"{', '.join(LEGACY_STATES)}"
+            )
+        name = "DatasourceNoData" if self.state == "no_data" else self.ruleName or self.title
+        values = {
+            str(m.get("metric", f"m{i}")): m["value"]
+            for i, m in enumerate(self.evalMatches)
+            if isinstance(m.get("value"), int | float)
+        }
+        return [
+            {
+                "status": status,
+                "labels": {**{k: str(v) for k, v in self.tags.items()}, "alertname": name},
+                "annotations": {"summary": self.message or self.title or name},
+                "generatorURL": self.ruleUrl,
+                "fingerprint": f"grafana-legacy-{self.ruleId if self.ruleId is not None else name}",
+                "values": values or None,
+            }
+        ]
 
 
 class Routed(BaseModel):
@@ -123,6 +169,14 @@ def route(
         if u
     ]
     summary = alert.annotations.get("summary") or alert.annotations.get("description") or name
+    began = breach_start(alert)
+    now = received_at or datetime.now(UTC)
+    if began is not None and began > now + CLOCK_SKEW:
+        return Unrouted(
+            reason=f"startsAt {began:%Y-%m-%dT%H:%M:%SZ} is in the future (received "
+            f"{now:%Y-%m-%dT%H:%M:%SZ}): the sender's clock or the alert is wrong",
+            invalid=True,
+        )
     starts = alert.startsAt.isoformat() if alert.startsAt else ""
     key = f"{source}:{alert.fingerprint or name}:{starts}:{alert.status}"
     if name in routing.blind_spots:

@@ -53,7 +53,8 @@ def alertmanager(*alerts: dict[str, Any]) -> dict[str, Any]:
 
 
 async def until(gw: Gateway, deployment: str, predicate: Any) -> Any:
-    for _ in range(100):
+    """The status once `predicate` holds (30 s at most: a busy machine is slow, not wrong)."""
+    for _ in range(600):
         try:
             current = await gw.status(deployment)
             if predicate(current):
@@ -74,10 +75,14 @@ async def test_token_is_required(gateway: Gateway) -> None:
     assert (await gateway.http.post("/alerts/grafana", json=body)).status_code == 401
 
 
-async def test_body_over_the_limit_is_413(gateway: Gateway) -> None:
-    huge = alertmanager(*[am_alert("search-x") for _ in range(5000)])
-    answer = await gateway.http.post("/alerts/alertmanager", json=huge, headers=AUTH)
-    assert answer.status_code == 413
+async def test_body_over_the_limit_is_413(policy: Policy) -> None:
+    app = create_app(make_settings(max_body_bytes=200_000), policy)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gw"
+    ) as http:
+        huge = alertmanager(*[am_alert("search-x") for _ in range(1000)])
+        answer = await http.post("/alerts/alertmanager", json=huge, headers=AUTH)
+        assert answer.status_code == 413
 
 
 async def test_a_malformed_alert_is_its_own_outcome_a_malformed_body_is_422(
@@ -224,3 +229,79 @@ async def test_the_alerts_startsat_is_where_the_users_impact_began(gateway: Gate
     done = await until(gateway, deployment, lambda s: "traffic_reverted" in s.instants)
     assert done.instants["breach"].isoformat() == "2026-11-28T09:02:00+00:00"
     assert done.instants["breach"] < done.instants["trigger"]
+
+
+# --- issue 21: no alert lost at the door ------------------------------------------------------
+
+
+async def test_ten_thousand_alerts_in_one_body_are_answered_one_by_one(gateway: Gateway) -> None:
+    """A body of 10,000 alerts was refused whole (422, "at most 1000 items"): Alertmanager does
+    not retry a 4xx, so every alert in it was lost."""
+    deployments = [f"search-{uuid4().hex[:6]}" for _ in range(3)]
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {"alertname": "E", "deployment": deployments[i % 3], "trigger": "error_rate"},
+            "fingerprint": f"f{i}",
+        }
+        for i in range(10_000)
+    ]
+    alerts[7]["labels"]["deployment"] = "bad name!"
+    answer = await gateway.http.post(
+        "/alerts/alertmanager", json=alertmanager(*alerts), headers=AUTH
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    body = answer.json()
+    assert body["received"] == 10_000 and len(body["results"]) == 10_000
+    statuses = {r["status"] for r in body["results"]}
+    assert statuses == {"sent", "invalid"}, statuses
+    assert body["results"][7]["status"] == "invalid"
+    for deployment in deployments:  # coalesced: one rollback each
+        done = await until(gateway, deployment, lambda s: s.state == "following_up")
+        assert done.trigger == "error_rate"
+
+
+async def test_an_alert_starting_in_the_future_is_invalid(gateway: Gateway) -> None:
+    alert = am_alert(f"search-{uuid4().hex[:6]}", trigger="error_rate")
+    alert["startsAt"] = "2027-12-08T00:00:00Z"  # a year ahead
+    answer = await gateway.http.post("/alerts/alertmanager", json=alertmanager(alert), headers=AUTH)
+    [result] = answer.json()["results"]
+    assert result["status"] == "invalid" and "is in the future" in result["reason"], result
+
+
+def grafana_legacy(deployment: str, state: str) -> dict[str, Any]:
+    """Grafana's legacy alerting webhook (Grafana 8 and earlier, no `version`)."""
+    return {
+        "dashboardId": 1,
+        "evalMatches": [{"value": 0.021, "metric": "error_rate", "tags": {}}],
+        "message": f"error rate high on {deployment}",
+        "orgId": 1,
+        "panelId": 2,
+        "ruleId": 7,
+        "ruleName": "SearchCanaryErrorRate",
+        "ruleUrl": "http://grafana/d/abc?viewPanel=2",
+        "state": state,
+        "tags": {"deployment": deployment, "trigger": "error_rate"},
+        "title": f"[Alerting] SearchCanaryErrorRate {deployment}",
+    }
+
+
+async def test_grafana_legacy_alerting_is_taken(gateway: Gateway) -> None:
+    """A Grafana legacy-alerting body (`state: alerting`, no `version`) was refused with 422."""
+    deployment = f"search-{uuid4().hex[:6]}"
+    answer = await gateway.http.post(
+        "/alerts/grafana", json=grafana_legacy(deployment, "alerting"), headers=AUTH
+    )
+    assert answer.status_code == 200, answer.text
+    [result] = answer.json()["results"]
+    assert result["status"] == "sent" and result["trigger"] == "error_rate", result
+    done = await until(gateway, deployment, lambda s: s.state == "following_up")
+    assert done.trigger == "error_rate"
+
+    paused = await gateway.http.post(
+        "/alerts/grafana", json=grafana_legacy(deployment, "paused"), headers=AUTH
+    )
+    assert paused.status_code == 422
+    assert "alerting, ok, no_data" in paused.json()["detail"]
+    no_version = await gateway.http.post("/alerts/grafana", json={"alerts": []}, headers=AUTH)
+    assert no_version.status_code == 422 and "version" in no_version.json()["detail"]

@@ -80,12 +80,20 @@ def ready_text(settings: Settings, stack: Stack) -> str:
         if settings.alerts_token
         else f"the token in {settings.home}/alerts-token"
     )
+    # Only a deployment this stack runs (a canary at a phase the gate decides by hand).
+    running = [d for d, share in stack.deployments.items() if share > 0] if stack.simulator else []
+    try_it = (
+        f"  Try: rollback trigger -d {running[0]} -t gate_failure -r 'recall gate failed' "
+        f"--as dri-backend{signing_hint(settings)}\n"
+        if running
+        else "  No simulated deployment runs here: your targets' deployments are the ones to "
+        "trigger (rollback trigger -d <deployment> …)\n"
+    )
     return (
         f"\nReady.  Web UI: {settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows\n"
         f"  Alertmanager → http://{settings.gateway_host}:{settings.gateway_port}"
         f"/alerts/alertmanager (Bearer: {token_hint})\n"
-        "  Try: rollback trigger -d search-a -t gate_failure -r 'recall gate failed' "
-        f"--as dri-backend{signing_hint(settings)}\n"
+        f"{try_it}"
         "       rollback status\n"
         "Ctrl-C (or SIGTERM, SIGHUP) stops everything; a part that dies is restarted; "
         "`rollback up` again resumes what was in flight."

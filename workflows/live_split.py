@@ -63,6 +63,8 @@ class LiveSplit:
         phase = fallback or policy.phases[-1]
         source = "the trigger's phase label" if fallback else "the strictest phase"
         self.rb.record(
-            "phase_fallback", f"load balancer unreadable ({error}): using {source}, {phase}%"
+            "phase_fallback",
+            f"load balancer unreadable ({error}): phase assumed from {source}, {phase}% — the "
+            f"decision and its authority are those of {phase}%, not a phase read",
         )
         return phase

@@ -364,7 +364,9 @@ class Procedure:
         self.rb.upsert(sa.CANARY_PHASE.value_set(phase))
         source = "the trigger's phase label" if fallback else "the strictest phase"
         self.rb.record(
-            "phase_fallback", f"split not read by the emergency stop: using {source}, {phase}%"
+            "phase_fallback",
+            f"split not read by the emergency stop: phase assumed from {source}, {phase}% — "
+            f"the authority for what follows (customer wording) is that of {phase}%",
         )
 
     def _give_up(self, action: ActionRecord, state: Any, step: StepRecord) -> None:

@@ -149,3 +149,19 @@ def test_the_supervisor_restarts_each_part_and_a_signal_stops_them_all(
             assert port_free("127.0.0.1", port), f"port {port} still taken"
     finally:
         up.close()
+
+
+def test_the_banner_suggests_only_a_deployment_the_stack_runs(tmp_path: Path) -> None:
+    """Issue 21: the banner suggested `rollback trigger -d search-a …` while search-a was not
+    running; run as suggested it rolled back a deployment that does not exist."""
+    from cli.stack import Stack
+    from cli.up_cmd import ready_text
+    from config.settings import Settings
+
+    settings = Settings(_env_file=None, home=tmp_path)  # type: ignore[call-arg]
+    mine = Stack(settings, tmp_path, {"search-q": 25}, say=lambda _: None)
+    assert "rollback trigger -d search-q " in ready_text(settings, mine)
+    assert "search-a" not in ready_text(settings, mine)
+    targets = Stack(settings, tmp_path, {}, simulator=False, say=lambda _: None)
+    text = ready_text(settings, targets)
+    assert "rollback trigger -d <deployment>" in text and "search-a" not in text

@@ -197,4 +197,5 @@ async def test_an_unreadable_load_balancer_falls_back_to_the_label(
         [fallback] = [e.message for e in status.timeline if e.kind == "phase_fallback"]
         assert "load balancer unreadable (TargetUnavailable: load balancer GET " in fallback
         assert f"/lb/{rig.deployment}/split answered 503" in fallback
-        assert fallback.endswith("using the trigger's phase label, 5%")
+        assert "phase assumed from the trigger's phase label, 5%" in fallback
+        assert "its authority are those of 5%, not a phase read" in fallback

@@ -152,7 +152,8 @@ async def test_a_rollback_handed_over_in_an_open_window_keeps_everything(
         assert old.outbox, "a message was still on its way"
         assert len(old.deliveries) > len(before.deliveries)
         handed = await handed_input(r.client, handle.id, first_run, RollbackInput)
-        assert handed.carried == old  # the whole state, as the old run knew it
+        # The whole state, as the old run knew it (the difference printed if not).
+        assert handed.carried == old, differences(handed.carried, old, set())
         # The new run started from it: it has since judged the alerts carried in its inbox
         # (joined to the window, counted) and recorded the hand-over.
         assert old.inbox and not new.inbox

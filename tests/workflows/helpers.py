@@ -79,17 +79,20 @@ class Rig:
     async def until(
         self,
         check: Callable[[RollbackStatus], bool],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 30.0,  # noqa: ASYNC109
     ) -> RollbackStatus:
-        """Assert eventually: poll the status query until `check` holds."""
+        """Assert eventually: poll the status query until `check` holds (a condition, so a
+        generous bound costs nothing when the machine is fast)."""
         deadline = asyncio.get_running_loop().time() + timeout
+        current: RollbackStatus | str | None = None
         while True:
             try:
-                current = await self.status()
-                if check(current):
-                    return current
-            except Exception:  # not started yet
-                current = None
+                status = await self.status()
+                if check(status):
+                    return status
+                current = status
+            except Exception as error:  # not started yet, or the query failed: say which
+                current = f"query failed: {type(error).__name__}: {error}"
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"condition not met in {timeout}s; last status: {current}")
             await asyncio.sleep(0.05)

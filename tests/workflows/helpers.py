@@ -22,6 +22,9 @@ from tests.workflows.standins import StandIns
 from workflows.registry import WORKFLOWS
 from workflows.rollback import RollbackWorkflow
 
+QUERY_ATTEMPT = timedelta(seconds=5)
+"""One status query's wait; `until` asks again after it."""
+
 
 @dataclass
 class Rig:
@@ -74,7 +77,8 @@ class Rig:
         return await operations.decide(self.client, self.deployment, decision, update_id)
 
     async def status(self) -> RollbackStatus:
-        return await operations.status(self.client, self.deployment)
+        # A query the test server loses is asked again within seconds, not after its deadline.
+        return await operations.status(self.client, self.deployment, rpc_timeout=QUERY_ATTEMPT)
 
     async def until(
         self,

@@ -12,6 +12,7 @@ from uuid import uuid4
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -46,6 +47,9 @@ from workflows.registry import WORKFLOWS
 
 M = TypeVar("M", bound=BaseModel)
 HANDOVER = 90
+QUERY_WAIT = timedelta(seconds=60)
+QUERY_ATTEMPT = timedelta(seconds=5)
+"""A query on a busy machine waits for its worker: a bound, not a pace."""
 """History events past which a run hands over: reached after a few signals."""
 PAGED = {
     "escalation.ack_within": "10m",
@@ -71,11 +75,47 @@ async def handed_over(
     while loop.time() < deadline:
         handle = env.client.get_workflow_handle(workflow_id, run_id=first_run)
         if (await handle.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
-            current = await env.client.get_workflow_handle(workflow_id).describe()
-            assert current.run_id != first_run
-            return current.run_id
+            # Its own successor (not whichever run is latest by now), once that run has had
+            # its first workflow task: a query before it waits on a busy machine's worker.
+            last = (await handle.fetch_history()).events[-1]
+            new_run = last.workflow_execution_continued_as_new_event_attributes
+            await first_task_done(env.client, workflow_id, new_run.new_execution_run_id, deadline)
+            return str(new_run.new_execution_run_id)
         await env.sleep(timedelta(seconds=1))
     raise AssertionError(f"{workflow_id} did not continue as new")
+
+
+async def state_of(
+    env: WorkflowEnvironment,
+    client: Client,
+    workflow_id: str,
+    run_id: str,
+    query: str,
+    model: type[M],
+) -> M:
+    """A run's state by query, with the clock held: while a query waits for the worker, the
+    time-skipping server would otherwise race the new run's timers ahead of it."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + QUERY_WAIT.total_seconds()
+    with env.auto_time_skipping_disabled():
+        while True:  # a query the test server loses is asked again within seconds
+            try:
+                return await handle.query(query, result_type=model, rpc_timeout=QUERY_ATTEMPT)
+            except RPCError:
+                if loop.time() > deadline:
+                    raise
+
+
+async def first_task_done(client: Client, workflow_id: str, run_id: str, deadline: float) -> None:
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        history = await handle.fetch_history()
+        if any(e.HasField("workflow_task_completed_event_attributes") for e in history.events):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{workflow_id}/{run_id}: its first workflow task never completed")
 
 
 async def handed_input(client: Client, workflow_id: str, run_id: str, model: type[M]) -> M:
@@ -129,7 +169,7 @@ async def test_a_rollback_handed_over_in_an_open_window_keeps_everything(
         await r.until(lambda s: s.escalations[0].acked_at is not None)
 
         before = await r.client.get_workflow_handle(handle.id).query(
-            RUN_STATE_QUERY, result_type=RollbackRun
+            RUN_STATE_QUERY, result_type=RollbackRun, rpc_timeout=QUERY_WAIT
         )
         first_run = (await r.client.get_workflow_handle(handle.id).describe()).run_id
         assert first_run == handle.result_run_id, "handed over too early for this test"
@@ -138,11 +178,11 @@ async def test_a_rollback_handed_over_in_an_open_window_keeps_everything(
         await skipping_env.sleep(timedelta(seconds=31))  # the hand-over waits for messages
         new_run = await handed_over(skipping_env, handle.id, first_run)
 
-        old = await r.client.get_workflow_handle(handle.id, run_id=first_run).query(
-            RUN_STATE_QUERY, result_type=RollbackRun
+        old = await state_of(
+            skipping_env, r.client, handle.id, first_run, RUN_STATE_QUERY, RollbackRun
         )
-        new = await r.client.get_workflow_handle(handle.id, run_id=new_run).query(
-            RUN_STATE_QUERY, result_type=RollbackRun
+        new = await state_of(
+            skipping_env, r.client, handle.id, new_run, RUN_STATE_QUERY, RollbackRun
         )
         assert old.stage == new.stage == "verdict"
         assert old.status.decision is not None and old.status.decision.votes == {
@@ -185,7 +225,10 @@ async def test_a_rollback_handed_over_in_an_open_window_keeps_everything(
         assert repeat.reply == raised.reply
         done = await r.decide("approve", "dri-search")
         assert done.accepted, done.message
-        rolled = await r.until(lambda s: s.state == "following_up")
+        # The clock held while the status is polled: the time-skipping server otherwise races
+        # the new run's timers (its 4-hour stability watch) against the queries.
+        with skipping_env.auto_time_skipping_disabled():
+            rolled = await r.until(lambda s: s.state == "following_up")
         assert rolled.decided_by == ["qa-dri", "dri-search"]
         assert standins.count("set_traffic_split") == 1
 
@@ -223,11 +266,11 @@ async def test_a_watch_handed_over_mid_sustain_keeps_its_clocks_blind_spot_and_e
         )
         await skipping_env.sleep(timedelta(seconds=75))  # readings every 15 s, 2 m to sustain
         new_run = await handed_over(skipping_env, watch_id(deployment), first_run)
-        old = await client.get_workflow_handle(handle.id, run_id=first_run).query(
-            WATCH_RUN_STATE_QUERY, result_type=WatchState
+        old = await state_of(
+            skipping_env, client, handle.id, first_run, WATCH_RUN_STATE_QUERY, WatchState
         )
-        new = await client.get_workflow_handle(handle.id, run_id=new_run).query(
-            WATCH_RUN_STATE_QUERY, result_type=WatchState
+        new = await state_of(
+            skipping_env, client, handle.id, new_run, WATCH_RUN_STATE_QUERY, WatchState
         )
         assert old.blind_spot is not None and old.seen == ["g1"]
         assert old.clocks["error_rate"].breaching_since is not None
@@ -290,11 +333,11 @@ async def test_follow_ups_handed_over_keep_acknowledgements_and_incidents(
         )
         assert not second.accepted  # already done
         new_run = await handed_over(skipping_env, handle.id, first_run)
-        old = await client.get_workflow_handle(handle.id, run_id=first_run).query(
-            FOLLOW_UPS_STATE, result_type=FollowUpsRun
+        old = await state_of(
+            skipping_env, client, handle.id, first_run, FOLLOW_UPS_STATE, FollowUpsRun
         )
-        new = await client.get_workflow_handle(handle.id, run_id=new_run).query(
-            FOLLOW_UPS_STATE, result_type=FollowUpsRun
+        new = await state_of(
+            skipping_env, client, handle.id, new_run, FOLLOW_UPS_STATE, FollowUpsRun
         )
         assert "ack-1" in old.replies and old.status.incident_count == 30
         handed = await handed_input(client, handle.id, first_run, FollowUpsInput)

@@ -43,7 +43,8 @@ async def test_two_activity_workers_share_each_channels_pace(
         async with Worker(one, task_queue=task_queue, activities=[nothing]):
             await until(lambda: sharing.done() or pace.workers == 1)
             async with Worker(two, task_queue=task_queue, activities=[nothing]):
-                await until(lambda: sharing.done() or pace.workers == 2)
+                # Seen once each of its pollers has polled (a busy machine: up to a minute).
+                await until(lambda: sharing.done() or pace.workers == 2, 90)
                 assert not sharing.done()
                 assert (pace.own_rate, pace.own_burst) == (0.5, 1)
     finally:

@@ -8,15 +8,18 @@ import asyncio
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
 import httpx
 import pytest
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from client import operations
 from runbook.policy import Policy
+from runbook.status import RollbackStatus
 from simulator import SimulatorServer
 from tests.activities.servers import free_port
 from tests.integration.test_faults_live import QUICK_PHASE_1, worker_process
@@ -48,6 +51,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+async def status_of(env: WorkflowEnvironment, deployment: str) -> RollbackStatus:
+    """The status, asked again when a query meets the killed worker (its sticky queue:
+    "context canceled") or a busy server, within 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return await operations.status(env.client, deployment, rpc_timeout=timedelta(seconds=5))
+        except RPCError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def alert(deployment: str) -> dict[str, object]:
@@ -124,11 +140,7 @@ async def test_two_workers_and_two_gateways_complete_every_rollback_once_through
                 assert [r.status_code for r in answers] == [200] * DEPLOYMENTS
                 await asyncio.sleep(1.0)  # both workers busy with the first rollbacks
                 a.kill()
-                unfinished = [
-                    n
-                    for n in names
-                    if (await operations.status(local_env.client, n)).outcome is None
-                ]
+                unfinished = [n for n in names if (await status_of(local_env, n)).outcome is None]
                 assert unfinished, "every rollback ended before the kill: nothing was tested"
                 deadline = time.monotonic() + 90
                 done: dict[str, str] = {}
@@ -136,7 +148,7 @@ async def test_two_workers_and_two_gateways_complete_every_rollback_once_through
                     for name in names:
                         if name in done:
                             continue
-                        status = await operations.status(local_env.client, name)
+                        status = await status_of(local_env, name)
                         if status.outcome is not None:
                             done[name] = status.outcome
                     await asyncio.sleep(0.3)

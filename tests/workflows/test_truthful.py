@@ -4,6 +4,8 @@ out and customer wording is asked for (on the dev server, in real time, with sta
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models import StakeholderNotificationInput
@@ -26,6 +28,10 @@ async def test_step_5_before_the_split_is_confirmed_then_the_audiences_own_words
     async with rig(local_env, edited(policy, SLOW_STEP_1), standins) as r:
         await r.trigger("error_rate")
         final = await r.until(lambda s: bool(s.comms) and s.outcome == "rolled back", 30)
+        for _ in range(600):  # the approval request goes out in the background, in order
+            if "request_comms_approval" in standins.names():
+                break
+            await asyncio.sleep(0.05)
         told = [
             inp
             for name, inp in standins.calls

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from contract.rollback import EscalationAck, escalation_dedup_key
     from runbook.durations import format_duration, spoken
     from runbook.status import EscalationRecord
+    from workflows.paging import Paging
     from workflows.people import role_holders
 
 if TYPE_CHECKING:
@@ -34,16 +35,12 @@ OPEN_INCIDENTS = 48
 is told to the whole path at once, without a ladder of its own."""
 
 
-class Escalations:
+class Escalations(Paging):
     def __init__(self, rb: RollbackRecord) -> None:
         self.rb = rb
         self.policy = rb.policy
         self.path = rb.policy.escalation_path
         self.closed = False
-
-    @property
-    def records(self) -> list[EscalationRecord]:
-        return self.rb.status.escalations
 
     # --- opening and climbing -------------------------------------------------------------
 
@@ -168,34 +165,6 @@ class Escalations:
             rb.record("page_skipped", f"not paged: {skipped}")
         rb.details()
 
-    def routing_keys(self, roles: list[str]) -> dict[str, str]:
-        keys = {}
-        for role in roles:
-            for person in self.policy.people_with_role(role):
-                key = self.policy.people[person].pagerduty_routing_key
-                if key is not None:
-                    keys[person] = key
-        return keys
-
-    def page_accountable(self, key: str, reason: str, role: str) -> None:
-        """The accountable role of an automatic cell: paged when the policy says so."""
-        if self.rb.status.drill or not self.policy.escalation.page_accountable:
-            return
-        if not self.routing_keys([role]):
-            return
-        now = workflow.now()
-        esc = EscalationRecord(
-            key=key,
-            reason=reason,
-            opened_at=now,
-            dedup_key=escalation_dedup_key(workflow.info().workflow_id, key, now),
-            told=[role],
-            told_at=now,
-            stage=-1,
-        )
-        self.records.append(esc)
-        self.rb.messenger.spawn(self._page(esc, [role], 0))
-
     # --- acknowledging --------------------------------------------------------------------
 
     def open_records(self, key: str | None) -> list[EscalationRecord]:
@@ -278,15 +247,5 @@ class Escalations:
                     self.rb.messenger.spawn(self._send_page_action(esc, "resolve"))
         self.rb.details()
 
-    async def _send_page_action(self, esc: EscalationRecord, action: str) -> None:
-        keys = {p: k for p, k in self.routing_keys(esc.told).items() if p in esc.paged}
-        if not keys:
-            return
-        inp = PageInput(
-            ctx=self.rb.ctx("Escalation"),
-            action="acknowledge" if action == "acknowledge" else "resolve",
-            dedup_key=esc.dedup_key,
-            routing_keys=keys,
-        )
-        if await self.rb.messenger.deliver(f"page {action}", RollbackActivities.page, inp):
-            self.rb.record("paged", f"PagerDuty incident {action}d: {esc.key}")
+    def _page_settled(self, esc: EscalationRecord, action: str) -> str:
+        return f"PagerDuty incident {action}d: {esc.key}"  # one incident per reason here

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from contract.rollback import EscalationAck, escalation_dedup_key
     from runbook.durations import format_duration, spoken
     from runbook.status import EscalationRecord, IncidentReason
+    from workflows.paging import Paging
     from workflows.people import role_holders
 
 if TYPE_CHECKING:
@@ -39,16 +40,12 @@ INCIDENT = "incident"
 REASONS_KEPT = 30
 
 
-class Incident:
+class Incident(Paging):
     def __init__(self, rb: RollbackRecord) -> None:
         self.rb = rb
         self.policy = rb.policy
         self.path = rb.policy.escalation_path
         self.closed = False
-
-    @property
-    def records(self) -> list[EscalationRecord]:
-        return self.rb.status.escalations
 
     @property
     def current(self) -> EscalationRecord | None:
@@ -216,35 +213,6 @@ class Incident:
             rb.record("page_skipped", f"not paged: {skipped}")
         rb.details()
 
-    def routing_keys(self, roles: list[str]) -> dict[str, str]:
-        keys = {}
-        for role in roles:
-            for person in self.policy.people_with_role(role):
-                key = self.policy.people[person].pagerduty_routing_key
-                if key is not None:
-                    keys[person] = key
-        return keys
-
-    def page_accountable(self, key: str, reason: str, role: str) -> None:
-        """The accountable role of an automatic cell (the plan names them, nothing went wrong):
-        paged apart from the incident when the policy says so, resolved with the rollback."""
-        if self.rb.status.drill or not self.policy.escalation.page_accountable:
-            return
-        if not self.routing_keys([role]):
-            return
-        now = workflow.now()
-        esc = EscalationRecord(
-            key=key,
-            reason=reason,
-            opened_at=now,
-            dedup_key=escalation_dedup_key(workflow.info().workflow_id, key, now),
-            told=[role],
-            told_at=now,
-            stage=-1,
-        )
-        self.records.append(esc)
-        self.rb.messenger.spawn(self._page(esc, [role], 0))
-
     # --- acknowledging ------------------------------------------------------------------
 
     def open_records(self, key: str | None) -> list[EscalationRecord]:
@@ -317,16 +285,3 @@ class Incident:
         self.closed = True
         if resolve:
             self.resolve("the rollback's run has ended")
-
-    async def _send_page_action(self, esc: EscalationRecord, action: str) -> None:
-        keys = {p: k for p, k in self.routing_keys(esc.told).items() if p in esc.paged}
-        if not keys:
-            return
-        inp = PageInput(
-            ctx=self.rb.ctx("Escalation"),
-            action="acknowledge" if action == "acknowledge" else "resolve",
-            dedup_key=esc.dedup_key,
-            routing_keys=keys,
-        )
-        if await self.rb.messenger.deliver(f"page {action}", RollbackActivities.page, inp):
-            self.rb.record("paged", f"PagerDuty incident {action}d")
